@@ -1,0 +1,368 @@
+"""The lane config: one TOML file, every key validated before anything touches hardware.
+
+A technician edits this file on a Pi with no one to ask, so every mistake is reported as one line naming
+the file, the key, the value found and what was expected. Unknown keys are errors because a misspelt key
+that silently falls back to a default is how a gate ends up wired fail-secure by accident.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import stat
+import tomllib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from gate.errors import ConfigError
+
+
+def _spec(expect: str = "", *, check: typing.Callable[[Any], bool] | None = None, **kw: Any) -> Any:
+    """A dataclass field that carries the human description of what is expected and an extra check."""
+    meta = {"expect": expect, "check": check}
+    if "default" in kw or "default_factory" in kw:
+        return field(metadata=meta, **kw)
+    return field(metadata=meta)
+
+
+def _positive(v: Any) -> bool:
+    return v > 0
+
+
+def _non_negative(v: Any) -> bool:
+    return v >= 0
+
+
+def _bcm_pin(v: Any) -> bool:
+    return 0 <= v <= 27
+
+
+_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+
+
+def _ident(v: Any) -> bool:
+    return bool(_ID.match(v))
+
+
+def _currency(v: Any) -> bool:
+    return bool(re.fullmatch(r"[A-Z]{3}", v))
+
+
+def _http_url(v: Any) -> bool:
+    return bool(re.match(r"^https?://[^\s/]+", v))
+
+
+@dataclass(frozen=True, kw_only=True)
+class LaneSection:
+    store_id: str = _spec("an id of letters, digits, '.', '_' or '-'", check=_ident)
+    gate_id: str = _spec("an id of letters, digits, '.', '_' or '-'", check=_ident)
+    currency: str = _spec("an ISO 4217 code such as 'EUR'", check=_currency)
+    database: Path = _spec("a path to the gate's SQLite database")
+    gate_key_file: Path = _spec("a path to the gate's Ed25519 secret key file")
+
+
+@dataclass(frozen=True, kw_only=True)
+class PaymentsSection:
+    url: str = _spec("an http:// or https:// URL", check=_http_url)
+    public_key_files: list[Path] = _spec(
+        "a non-empty list of paths to trusted payment-system public keys", check=bool
+    )
+    timeout_s: float = _spec("seconds > 0", check=_positive, default=5.0)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ScannerSection:
+    port_url: str = _spec("a pyserial port or URL such as '/dev/ttyACM0' or 'loop://'", check=bool)
+    baudrate: int = _spec("a baud rate > 0", check=_positive, default=9600)
+    terminator: str = _spec(
+        "one of 'CR', 'LF', 'CRLF'", check=lambda v: v in ("CR", "LF", "CRLF"), default="CR"
+    )
+    aim_prefix: bool = _spec("true or false", default=False)
+    debounce_ms: int = _spec("milliseconds >= 0", check=_non_negative, default=800)
+    max_line: int = _spec("a length in bytes > 0", check=_positive, default=64)
+    reconnect_max_s: float = _spec("seconds > 0", check=_positive, default=5.0)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReaderSection:
+    name_pattern: str = _spec("a regular expression matching the PC/SC reader name", check=bool)
+    exchange_timeout_ms: int = _spec("milliseconds > 0", check=_positive, default=1000)
+
+
+@dataclass(frozen=True, kw_only=True)
+class GpioSection:
+    relay_pin: int = _spec("a BCM pin number 0-27", check=_bcm_pin)
+    relay_active_high: bool = _spec("true or false", default=True)
+    fail_mode: str = _spec(
+        "'fail-safe' (unpowered = open) or 'fail-secure' (unpowered = locked)",
+        check=lambda v: v in ("fail-safe", "fail-secure"),
+        default="fail-safe",
+    )
+    door_sensor_pin: int = _spec("a BCM pin number 0-27", check=_bcm_pin)
+    door_open_when_high: bool = _spec("true or false", default=True)
+    beam_pin: int = _spec("a BCM pin number 0-27", check=_bcm_pin)
+    beam_blocked_when_high: bool = _spec("true or false", default=True)
+    green_pin: int = _spec("a BCM pin number 0-27", check=_bcm_pin)
+    red_pin: int = _spec("a BCM pin number 0-27", check=_bcm_pin)
+    buzzer_pin: int = _spec("a BCM pin number 0-27", check=_bcm_pin)
+    fire_alarm_pin: int = _spec("a BCM pin number 0-27", check=_bcm_pin)
+    fire_alarm_when_high: bool = _spec("true or false", default=True)
+    exit_button_pin: int | None = _spec("a BCM pin number 0-27, or absent", check=_bcm_pin, default=None)
+    debounce_ms: int = _spec("milliseconds >= 0", check=_non_negative, default=20)
+
+
+@dataclass(frozen=True, kw_only=True)
+class TimingsSection:
+    open_timeout_s: float = _spec("seconds > 0", check=_positive, default=8.0)
+    close_after_passage_ms: int = _spec("milliseconds >= 0", check=_non_negative, default=300)
+    beam_blocked_fault_s: float = _spec("seconds > 0", check=_positive, default=120.0)
+    door_fault_ms: int = _spec("milliseconds > 0", check=_positive, default=1500)
+    denied_display_ms: int = _spec("milliseconds >= 0", check=_non_negative, default=1500)
+    watchdog_stall_s: float = _spec("seconds > 0", check=_positive, default=5.0)
+
+
+@dataclass(frozen=True, kw_only=True)
+class PolicySection:
+    price_grace_s: int = _spec("seconds >= 0", check=_non_negative, default=900)
+    max_items: int = _spec("a count > 0", check=_positive, default=200)
+    max_quantity: int = _spec("a count > 0", check=_positive, default=99)
+    max_list_age_s: int = _spec("seconds > 0", check=_positive, default=86400)
+    clock_skew_s: int = _spec("seconds >= 0", check=_non_negative, default=120)
+    audit_per_mille: int = _spec("an integer 0-1000", check=lambda v: 0 <= v <= 1000, default=0)
+    audit_seed: int = _spec("an integer", default=0)
+    attendant_categories: list[str] = _spec(
+        "a list of catalog category names", default_factory=lambda: ["age-restricted", "security-tagged"]
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class OfflineSection:
+    max_amount: int = _spec("an amount in minor units > 0", check=_positive, default=50_000)
+    max_count: int = _spec("a count > 0", check=_positive, default=500)
+    max_age_s: int = _spec("seconds > 0", check=_positive, default=86_400)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ForwarderSection:
+    backoff_base_ms: int = _spec("milliseconds > 0", check=_positive, default=500)
+    backoff_cap_ms: int = _spec("milliseconds > 0", check=_positive, default=60_000)
+    sync_interval_s: float = _spec("seconds > 0", check=_positive, default=60.0)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Gs1Layout:
+    """A GS1 restricted-circulation prefix whose digits embed a price or a weight."""
+
+    prefix: str = _spec("two digits 20-29", check=lambda v: bool(re.fullmatch(r"2[0-9]", v)))
+    kind: str = _spec("'price' or 'weight'", check=lambda v: v in ("price", "weight"))
+    item_digits: int = _spec("digits of the item reference, 1-9", check=lambda v: 1 <= v <= 9)
+    value_digits: int = _spec("digits of the embedded value, 1-6", check=lambda v: 1 <= v <= 6)
+    value_check_digit: bool = _spec("true when a price check digit sits before the value", default=False)
+
+
+@dataclass(frozen=True, kw_only=True)
+class BarcodesSection:
+    gs1: list[Gs1Layout] = _spec("a list of [[barcodes.gs1]] tables", default_factory=list)
+
+
+@dataclass(frozen=True, kw_only=True)
+class PanelSection:
+    host: str = _spec("an address to listen on", check=bool, default="127.0.0.1")
+    port: int = _spec("a TCP port 1-65535", check=lambda v: 1 <= v <= 65535, default=8080)
+    secret_key_file: Path | None = _spec("a path to the panel's session secret, or absent", default=None)
+
+
+@dataclass(frozen=True, kw_only=True)
+class LaneConfig:
+    lane: LaneSection = _spec()
+    payments: PaymentsSection = _spec()
+    scanner: ScannerSection = _spec()
+    reader: ReaderSection = _spec()
+    gpio: GpioSection = _spec()
+    timings: TimingsSection = _spec(default_factory=TimingsSection)
+    policy: PolicySection = _spec(default_factory=PolicySection)
+    offline: OfflineSection = _spec(default_factory=OfflineSection)
+    forwarder: ForwarderSection = _spec(default_factory=ForwarderSection)
+    barcodes: BarcodesSection = _spec(default_factory=BarcodesSection)
+    panel: PanelSection = _spec(default_factory=PanelSection)
+    source: Path = field(default=Path("<memory>"), compare=False)
+
+
+_KEY_FILE_FIELDS = ("lane.gate_key_file", "panel.secret_key_file")
+
+
+def load(path: str | os.PathLike[str], *, check_key_files: bool = True) -> LaneConfig:
+    """Read and validate a lane config file; relative paths inside it are taken from its own folder."""
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read config: {exc.strerror or exc}") from exc
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start})") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+    config = from_dict(data, source=path)
+    if check_key_files:
+        check_key_file_modes(config)
+    return config
+
+
+def from_dict(data: dict[str, Any], *, source: Path = Path("<memory>")) -> LaneConfig:
+    """Validate an already-parsed config table; used by load() and by tools that build configs."""
+    base = source.parent if source.name != "<memory>" else Path.cwd()
+    values = _build(LaneConfig, data, "", source, base)
+    config = dataclasses.replace(values, source=source)
+    if config.forwarder.backoff_cap_ms < config.forwarder.backoff_base_ms:
+        _fail(
+            source,
+            "forwarder.backoff_cap_ms",
+            config.forwarder.backoff_cap_ms,
+            f"at least backoff_base_ms ({config.forwarder.backoff_base_ms})",
+        )
+    pins = {
+        name: getattr(config.gpio, name)
+        for name in (
+            "relay_pin",
+            "door_sensor_pin",
+            "beam_pin",
+            "green_pin",
+            "red_pin",
+            "buzzer_pin",
+            "fire_alarm_pin",
+            "exit_button_pin",
+        )
+    }
+    seen: dict[int, str] = {}
+    for name, pin in pins.items():
+        if pin is None:
+            continue
+        if pin in seen:
+            _fail(source, f"gpio.{name}", pin, f"a pin not already used by gpio.{seen[pin]}")
+        seen[pin] = name
+    try:
+        re.compile(config.reader.name_pattern)
+    except re.error as exc:
+        _fail(
+            source, "reader.name_pattern", config.reader.name_pattern, f"a valid regular expression ({exc})"
+        )
+    prefixes = [layout.prefix for layout in config.barcodes.gs1]
+    if len(prefixes) != len(set(prefixes)):
+        _fail(source, "barcodes.gs1", prefixes, "each prefix at most once")
+    for i, layout in enumerate(config.barcodes.gs1):
+        digits = layout.item_digits + layout.value_digits + (1 if layout.value_check_digit else 0)
+        if digits != 10:
+            _fail(
+                source,
+                f"barcodes.gs1[{i}]",
+                digits,
+                "item_digits + value_digits (+1 for a price check digit) = 10 for an EAN-13",
+            )
+    return config
+
+
+def check_key_file_modes(config: LaneConfig) -> None:
+    """Refuse secret key files that other users could read: a copied gate key can sign charges."""
+    for dotted in _KEY_FILE_FIELDS:
+        section, name = dotted.split(".")
+        path = getattr(getattr(config, section), name)
+        if path is None:
+            continue
+        try:
+            mode = path.stat().st_mode
+        except FileNotFoundError:
+            _fail(config.source, dotted, str(path), "an existing key file")
+        except OSError as exc:
+            _fail(config.source, dotted, str(path), f"a readable key file ({exc.strerror})")
+        if mode & (stat.S_IRWXG | stat.S_IRWXO):
+            _fail(
+                config.source,
+                dotted,
+                f"{path} with mode {stat.S_IMODE(mode):04o}",
+                f"a key file no one else can read (chmod 600 {path})",
+            )
+
+
+def _fail(source: Path, key: str, found: Any, expected: str) -> typing.NoReturn:
+    raise ConfigError(f"{source}: key '{key}': found {found!r}, expected {expected}")
+
+
+def _build(cls: type, data: Any, prefix: str, source: Path, base: Path) -> Any:
+    where = prefix.rstrip(".") or "(top level)"
+    if not isinstance(data, dict):
+        _fail(source, where, data, "a table")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.name != "source"}
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        _fail(source, prefix + unknown[0], data[unknown[0]], f"no such key (known here: {', '.join(fields)})")
+    kwargs = {}
+    for name, f in fields.items():
+        key = prefix + name
+        if name not in data:
+            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+                _fail(
+                    source,
+                    key,
+                    None,
+                    f"a value: this key is required ({f.metadata.get('expect') or 'a table'})",
+                )
+            continue
+        kwargs[name] = _convert(hints[name], data[name], key, f.metadata, source, base)
+    return cls(**kwargs)
+
+
+def _convert(hint: Any, value: Any, key: str, meta: Any, source: Path, base: Path) -> Any:
+    expect = meta.get("expect") or "a table"
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        inner = next(a for a in typing.get_args(hint) if a is not type(None))
+        return _convert(inner, value, key, meta, source, base)
+    if dataclasses.is_dataclass(hint):
+        return _build(hint, value, key + ".", source, base)
+    if origin is list:
+        (item,) = typing.get_args(hint)
+        if not isinstance(value, list):
+            _fail(source, key, value, expect)
+        if dataclasses.is_dataclass(item):
+            out = [_build(item, v, f"{key}[{i}].", source, base) for i, v in enumerate(value)]
+        else:
+            out = [_scalar(item, v, f"{key}[{i}]", expect, source, base) for i, v in enumerate(value)]
+        check = meta.get("check")
+        if check and not check(out):
+            _fail(source, key, value, expect)
+        return out
+    out = _scalar(hint, value, key, expect, source, base)
+    check = meta.get("check")
+    if check and not check(out):
+        _fail(source, key, value, expect)
+    return out
+
+
+def _scalar(hint: Any, value: Any, key: str, expect: str, source: Path, base: Path) -> Any:
+    # bool is an int in Python; TOML keeps them apart and so do we.
+    if hint is bool:
+        ok = isinstance(value, bool)
+    elif hint is int:
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif hint is float:
+        ok = isinstance(value, int | float) and not isinstance(value, bool)
+        value = float(value) if ok else value
+    elif hint is str:
+        ok = isinstance(value, str)
+    elif hint is Path:
+        ok = isinstance(value, str) and value != ""
+        if ok:
+            p = Path(value).expanduser()
+            value = p if p.is_absolute() else base / p
+    else:  # a schema typo, not a user error
+        raise TypeError(f"unsupported config type {hint!r} for {key}")
+    if not ok:
+        _fail(source, key, value, expect)
+    return value

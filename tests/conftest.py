@@ -1,0 +1,5 @@
+"""Shared fixtures; the stand-in fixtures live in tests/fixtures/ and are loaded here."""
+
+pytest_plugins = [
+    "tests.fixtures.config",
+]
