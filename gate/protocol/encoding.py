@@ -1,0 +1,70 @@
+"""Deterministic CBOR (RFC 8949 section 4.2.1) with a strict decoder.
+
+Signatures cover bytes, so every party must produce the same bytes for the same document and refuse any
+other spelling of it: a decoder that accepted a non-minimal integer or a duplicated key would let two
+different byte strings mean one document. The strict decoder checks that re-encoding gives back exactly
+the input, and that only the value types of the protocol occur (no floats, tags, null, booleans).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import cbor2
+
+from gate.errors import DecodeError
+
+MAX_DOCUMENT_BYTES = 64 * 1024
+MAX_DEPTH = 8
+_INT_MIN, _INT_MAX = -(2**63), 2**63 - 1
+
+
+def encode(value: Any) -> bytes:
+    """Deterministic CBOR of ints, text, bytes, lists and text-keyed maps."""
+    _check_types(value, 0, "value")
+    return cbor2.dumps(value, canonical=True)
+
+
+def decode(data: bytes, *, max_bytes: int = MAX_DOCUMENT_BYTES) -> Any:
+    """Decode one canonical CBOR item; anything else is a DecodeError naming what was wrong."""
+    if not isinstance(data, bytes | bytearray | memoryview):
+        raise DecodeError(f"expected bytes, got {type(data).__name__}")
+    data = bytes(data)
+    if len(data) > max_bytes:
+        raise DecodeError(f"document is {len(data)} bytes, over the limit of {max_bytes}")
+    if not data:
+        raise DecodeError("empty input")
+    try:
+        value = cbor2.loads(data)
+    except (cbor2.CBORDecodeError, RecursionError, ValueError, TypeError, OverflowError) as exc:
+        raise DecodeError(f"not well-formed CBOR: {exc}") from exc
+    _check_types(value, 0, "value")
+    if cbor2.dumps(value, canonical=True) != data:
+        raise DecodeError(
+            "not canonical CBOR (non-minimal length, unsorted or duplicate keys, or trailing bytes)"
+        )
+    return value
+
+
+def _check_types(value: Any, depth: int, where: str) -> None:
+    if depth > MAX_DEPTH:
+        raise DecodeError(f"{where}: nested deeper than {MAX_DEPTH}")
+    if isinstance(value, bool) or value is None:
+        raise DecodeError(f"{where}: {value!r} is not a protocol value (no booleans or null)")
+    if isinstance(value, int):
+        if not _INT_MIN <= value <= _INT_MAX:
+            raise DecodeError(f"{where}: integer out of 64-bit range")
+    elif isinstance(value, str | bytes):
+        return
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            _check_types(item, depth + 1, f"{where}[{i}]")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise DecodeError(f"{where}: map key {key!r} is not text")
+            if len(key.encode()) > 23:
+                raise DecodeError(f"{where}: map key {key!r} longer than 23 bytes")
+            _check_types(item, depth + 1, f"{where}.{key}")
+    else:
+        raise DecodeError(f"{where}: {type(value).__name__} is not a protocol value")
