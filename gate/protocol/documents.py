@@ -385,7 +385,7 @@ class ExitPresentation(Document):
     answer: Signed[ExitAnswer]
 
 
-VERDICTS = ("pass", "deny", "emergency")
+VERDICTS = ("pass", "deny", "attendant", "emergency")
 
 
 @dataclass(frozen=True)

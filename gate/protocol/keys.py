@@ -99,6 +99,11 @@ class TrustedKeys:
     def ids(self) -> list[str]:
         return sorted(self._by_id)
 
+    @classmethod
+    def from_files(cls, paths: list[Path] | tuple[Path, ...]) -> TrustedKeys:
+        """The keys of the config's payments.public_key_files (KeyFileError naming a bad file)."""
+        return cls([read_public_key(Path(p)) for p in paths])
+
 
 def write_secret_key(path: Path, key: SigningKey) -> None:
     """Write the 32-byte seed as hex, creating the file readable by its owner only."""

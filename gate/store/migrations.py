@@ -1,0 +1,127 @@
+"""Schema migrations of the gate's database: plain functions, applied in order at start, each once.
+
+Applied migrations are named in the `_migrations` table. Never edit a released migration: add the next one.
+The catalog tables are WITHOUT ROWID (the primary key is the table), which keeps 100k products small and
+makes the one catalog query of a decision a range scan of the key.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from sqlite_utils import Database
+
+_M001 = (
+    """
+    CREATE TABLE products (
+        code TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        category TEXT NOT NULL,
+        unit TEXT NOT NULL CHECK (unit IN ('each', 'kg'))
+    ) WITHOUT ROWID
+    """,
+    """
+    CREATE TABLE prices (
+        code TEXT NOT NULL,
+        currency TEXT NOT NULL,
+        valid_from INTEGER NOT NULL,
+        price INTEGER NOT NULL,
+        PRIMARY KEY (code, currency, valid_from)
+    ) WITHOUT ROWID
+    """,
+    """
+    CREATE TABLE used_lists (
+        list_id BLOB PRIMARY KEY,
+        hold BLOB NOT NULL,
+        at REAL NOT NULL
+    )
+    """,
+    # source: 'here' (a pass at this gate) or 'feed' (the payment system said another gate used it)
+    """
+    CREATE TABLE consumed_holds (
+        hold BLOB PRIMARY KEY,
+        source TEXT NOT NULL,
+        list_id BLOB,
+        at REAL NOT NULL
+    )
+    """,
+    "CREATE TABLE deny_holds (hold BLOB PRIMARY KEY)",
+    "CREATE TABLE deny_shoppers (shopper TEXT PRIMARY KEY)",
+    """
+    CREATE TABLE events (
+        id INTEGER PRIMARY KEY,
+        at REAL NOT NULL,
+        gate TEXT NOT NULL,
+        verdict TEXT NOT NULL,
+        codes TEXT NOT NULL,
+        reasons TEXT NOT NULL,
+        timings TEXT NOT NULL,
+        list_id BLOB,
+        hold BLOB,
+        shopper TEXT,
+        total INTEGER NOT NULL,
+        currency TEXT NOT NULL,
+        attendant TEXT,
+        presentation BLOB NOT NULL
+    )
+    """,
+    "CREATE INDEX events_at ON events (at)",
+    """
+    CREATE TABLE outbox (
+        charge_id BLOB PRIMARY KEY,
+        body BLOB NOT NULL,
+        amount INTEGER NOT NULL,
+        currency TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at REAL NOT NULL,
+        state TEXT NOT NULL CHECK (state IN ('pending', 'settled', 'flagged')),
+        last_error TEXT NOT NULL DEFAULT '',
+        settled_at REAL,
+        notice BLOB
+    )
+    """,
+    "CREATE INDEX outbox_due ON outbox (state, next_attempt_at, created_at)",
+    # What the lane itself reports besides decisions: state transitions, alarms, faults, repeat taps.
+    """
+    CREATE TABLE lane_events (
+        id INTEGER PRIMARY KEY,
+        at REAL NOT NULL,
+        kind TEXT NOT NULL,
+        detail TEXT NOT NULL,
+        data TEXT NOT NULL
+    )
+    """,
+    "CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL)",
+    "INSERT INTO meta (key, value) VALUES ('feed_version', 0)",
+)
+
+
+def m001_initial(db: Database) -> None:
+    for statement in _M001:
+        db.execute(statement)
+
+
+MIGRATIONS: tuple[Callable[[Database], None], ...] = (m001_initial,)
+
+
+def apply(db: Database) -> list[str]:
+    """Apply every migration not yet applied, each in its own transaction; return the names applied."""
+    db.execute("CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY, applied_at REAL NOT NULL)")
+    done = {row[0] for row in db.execute("SELECT name FROM _migrations").fetchall()}
+    applied = []
+    for migration in MIGRATIONS:
+        name = migration.__name__
+        if name in done:
+            continue
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            migration(db)
+            db.execute("INSERT INTO _migrations (name, applied_at) VALUES (?, ?)", [name, time.time()])
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        applied.append(name)
+    return applied
