@@ -52,5 +52,13 @@ def gate() -> None:
     """The exit gate: check presentations, run the lane, read its events."""
 
 
+def _add_package_groups() -> None:
+    from payments.cli import group as payments_group
+
+    main.add_command(payments_group, "payments")
+
+
+_add_package_groups()
+
 if __name__ == "__main__":
     sys.exit(main())

@@ -1,0 +1,192 @@
+"""The payment system's HTTP JSON API (docs/payments-api.md, docs/payments-openapi.yaml).
+
+A thin shell: every route parses JSON, calls PaymentSystem, and answers JSON. Every error is
+`{"error": code, "message": sentence}` with the status of its PaymentsError class.
+
+Who may call what:
+- phones: POST /v1/holds (signed by the shopper's key), GET /v1/holds/<id>, GET /v1/notices/<charge id>
+  (the random ids are the capabilities);
+- gates: POST /v1/charges (signed by an enrolled gate key), GET /v1/feed (the answer is signed);
+- the store's back office: everything under admin, with `Authorization: Bearer <admin token>`.
+"""
+
+from __future__ import annotations
+
+import functools
+import hmac
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from flask import Flask, Response, jsonify, request
+from werkzeug.exceptions import HTTPException
+
+from payments.errors import BadRequest, Forbidden, PaymentsError, Unauthorized
+from payments.ledger import reconcile
+from payments.service import PaymentsConfig, PaymentSystem, b64, unb64
+
+MAX_BODY_BYTES = 256 * 1024
+log = logging.getLogger(__name__)
+
+
+def create_app(config: PaymentsConfig, *, system: PaymentSystem | None = None) -> Flask:
+    """The app for one store. `app.extensions["payments"]` is the PaymentSystem; close it when done."""
+    system = system or PaymentSystem(config)
+    app = Flask("payments")
+    app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
+    app.json.sort_keys = True  # type: ignore[attr-defined]
+    app.extensions["payments"] = system
+
+    def body() -> dict[str, Any]:
+        data = request.get_json(silent=True)
+        if not isinstance(data, dict):
+            raise BadRequest("the body must be a JSON object (Content-Type: application/json)")
+        return data
+
+    def stored(status: int, text: str) -> Response:
+        return Response(text, status=status, mimetype="application/json")
+
+    def admin(view: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(view)
+        def guarded(*args: Any, **kwargs: Any) -> Any:
+            token = config.admin_token
+            if not token:
+                raise Forbidden("admin endpoints are disabled: no admin token set", code="admin_disabled")
+            given = request.headers.get("Authorization", "")
+            if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+                raise Unauthorized("admin endpoints need 'Authorization: Bearer <admin token>'")
+            return view(*args, **kwargs)
+
+        return guarded
+
+    @app.errorhandler(PaymentsError)
+    def payments_error(exc: PaymentsError):
+        return jsonify(error=exc.code, message=exc.message), exc.status
+
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException):
+        code = (exc.name or "error").lower().replace(" ", "_")
+        return jsonify(error=code, message=exc.description or exc.name), exc.code or 500
+
+    @app.errorhandler(Exception)
+    def internal_error(exc: Exception):
+        log.exception("internal error")
+        message = f"internal error ({type(exc).__name__}); see the server log"
+        return jsonify(error="internal", message=message), 500
+
+    # -- public ---------------------------------------------------------------------------------------
+
+    @app.get("/v1/health")
+    def health():
+        return jsonify(status="ok", store=config.store_id, currency=config.currency)
+
+    @app.get("/v1/keys")
+    def keys():
+        keys = [{"key_id": kid, "public_key": system.trusted.get(kid).hex()} for kid in system.trusted.ids()]
+        current = config.key.key_id if config.key else None
+        return jsonify(store=config.store_id, current=current, keys=keys)
+
+    # -- phones ---------------------------------------------------------------------------------------
+
+    @app.post("/v1/holds")
+    def post_hold():
+        raw = unb64(body().get("request"), "request")
+        return stored(*system.place_hold(raw))
+
+    @app.get("/v1/holds/<hold_id>")
+    def get_hold(hold_id: str):
+        return jsonify(system.hold(hold_id))
+
+    @app.get("/v1/notices/<charge_id>")
+    def get_notice(charge_id: str):
+        return jsonify(system.notice(charge_id))
+
+    # -- gates ----------------------------------------------------------------------------------------
+
+    @app.post("/v1/charges")
+    def post_charge():
+        raw = unb64(body().get("charge"), "charge")
+        return stored(*system.take_charge(raw))
+
+    @app.get("/v1/feed")
+    def get_feed():
+        try:
+            since = int(request.args.get("since", "0"))
+            nonce = bytes.fromhex(request.args.get("nonce", ""))
+        except ValueError as exc:
+            raise BadRequest("since must be an integer and nonce 64 hex digits") from exc
+        if since < 0 or len(nonce) != 32:
+            raise BadRequest("since must be >= 0 and nonce 64 hex digits (32 random bytes)")
+        return jsonify(system.feed(since, nonce))
+
+    # -- the store's back office ----------------------------------------------------------------------
+
+    @app.post("/v1/shoppers")
+    @admin
+    def post_shopper():
+        data = body()
+        try:
+            public_key = bytes.fromhex(data.get("public_key", ""))
+        except (TypeError, ValueError) as exc:
+            raise BadRequest("public_key must be 64 hex digits") from exc
+        created, view = system.enrol_shopper(data.get("shopper"), public_key, data.get("bank_account"))
+        return jsonify(view), 201 if created else 200
+
+    @app.get("/v1/shoppers/<shopper>")
+    @admin
+    def get_shopper(shopper: str):
+        return jsonify(system.shopper(shopper))
+
+    @app.post("/v1/shoppers/<shopper>/top-ups")
+    @admin
+    def post_top_up(shopper: str):
+        data = body()
+        created, view = system.top_up(shopper, data.get("amount"), data.get("reference"))
+        return jsonify(view), 201 if created else 200
+
+    @app.post("/v1/gates")
+    @admin
+    def post_gate():
+        data = body()
+        try:
+            public_key = bytes.fromhex(data.get("public_key", ""))
+        except (TypeError, ValueError) as exc:
+            raise BadRequest("public_key must be 64 hex digits") from exc
+        created, view = system.enrol_gate(data.get("gate"), public_key)
+        return jsonify(view), 201 if created else 200
+
+    @app.get("/v1/gates")
+    @admin
+    def get_gates():
+        return jsonify(gates=system.gates())
+
+    @app.delete("/v1/gates/<gate>")
+    @admin
+    def delete_gate(gate: str):
+        return jsonify(system.revoke_gate(gate))
+
+    @app.post("/v1/catalog/prices")
+    @admin
+    def post_prices():
+        version = system.set_prices(body().get("items"))
+        return jsonify(version=version), 201
+
+    @app.get("/v1/charges/<charge_id>")
+    @admin
+    def get_charge(charge_id: str):
+        return jsonify(system.charge(charge_id))
+
+    @app.get("/v1/reconciliation")
+    @admin
+    def get_reconciliation():
+        return jsonify(reconcile(system.store))
+
+    @app.post("/v1/sweep")
+    @admin
+    def post_sweep():
+        return jsonify(system.sweep())
+
+    return app
+
+
+__all__ = ["PaymentSystem", "PaymentsConfig", "b64", "create_app"]

@@ -1,0 +1,110 @@
+"""The connector between the payment system and a bank (acquirer): holds, captures and releases.
+
+The payment system only ever talks to a `BankConnector`. `HttpBank` speaks the small HTTP contract of our
+simulated bank (payments/banksim.py, docs/payments-api.md "The bank connector"); a store that uses a real
+acquirer writes another class with the same four methods.
+
+Every call is idempotent by a reference the payment system chooses: a hold is named by the hold id, a
+capture by the charge id. A call whose answer was lost is therefore simply made again. Money is integer
+minor units throughout.
+"""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import requests
+
+from payments.errors import BankDeclined, BankUnavailable
+
+
+@dataclass(frozen=True)
+class Capture:
+    """What the bank answers to a capture: its own reference for the money movement, and the amount."""
+
+    reference: str
+    amount: int
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """What the bank gets with a capture (claim 7): the signed list and the key that signed it."""
+
+    signed_list: bytes
+    shopper_key: bytes
+
+    def to_json(self) -> dict[str, str]:
+        return {
+            "list": base64.b64encode(self.signed_list).decode("ascii"),
+            "shopper_key": self.shopper_key.hex(),
+        }
+
+
+class BankConnector(Protocol):
+    """What the payment system needs from a bank. Raise BankDeclined or BankUnavailable, nothing else."""
+
+    def place_hold(self, reference: str, account: str, amount: int, currency: str) -> None:
+        """Reserve amount on account under reference; placing the same reference again is a no-op."""
+
+    def capture(self, reference: str, capture_ref: str, amount: int, evidence: Evidence) -> Capture:
+        """Take amount from the hold; the same capture_ref again answers the first capture, moving nothing."""
+
+    def release(self, reference: str) -> int:
+        """Release whatever is still held under reference (0 if nothing, or no such hold); return it."""
+
+    def close(self) -> None:
+        """Free connections."""
+
+
+class HttpBank:
+    """A BankConnector for the simulated bank's HTTP API (or any bank that speaks it)."""
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        timeout_s: float = 5.0,
+        session: requests.Session | None = None,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.timeout_s = timeout_s
+        self._session = session or requests.Session()
+
+    def place_hold(self, reference: str, account: str, amount: int, currency: str) -> None:
+        self._call("PUT", f"/holds/{reference}", {"account": account, "amount": amount, "currency": currency})
+
+    def capture(self, reference: str, capture_ref: str, amount: int, evidence: Evidence) -> Capture:
+        body = {"reference": capture_ref, "amount": amount, "evidence": evidence.to_json()}
+        answer = self._call("POST", f"/holds/{reference}/captures", body)
+        return Capture(reference=str(answer["capture_ref"]), amount=int(answer["amount"]))
+
+    def release(self, reference: str) -> int:
+        answer = self._call("POST", f"/holds/{reference}/release", {})
+        return int(answer["released"])
+
+    def close(self) -> None:
+        self._session.close()
+
+    def _call(self, method: str, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        url = self.base_url + path
+        try:
+            response = self._session.request(method, url, json=body, timeout=self.timeout_s)
+        except requests.RequestException as exc:
+            raise BankUnavailable(f"bank did not answer {method} {path}: {type(exc).__name__}") from exc
+        try:
+            answer = response.json()
+        except ValueError:
+            answer = {}
+        if not isinstance(answer, dict):
+            answer = {}
+        if response.status_code >= 500 or response.status_code in (408, 429):
+            raise BankUnavailable(
+                f"bank answered {response.status_code} to {method} {path}: {answer.get('message', '')}"
+            )
+        if response.status_code >= 400:
+            raise BankDeclined(
+                f"bank declined {method} {path}: {answer.get('message') or response.status_code}"
+            )
+        return answer

@@ -1,0 +1,272 @@
+"""`selfcheckout payments ...`: run the store payment system and the simulated bank, and administer them.
+
+The administration commands (enrol, top-up, price, reconcile) work on the database directly, so a store
+can use them with the server running or not; the store id and currency are read from the database.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+from typing import Any
+
+import click
+
+from gate.protocol.keys import (
+    SigningKey,
+    read_public_key,
+    read_secret_key,
+    write_public_key,
+    write_secret_key,
+)
+from payments.bank import HttpBank
+from payments.db import open_database, read_settings
+from payments.errors import PaymentsError
+from payments.ledger import reconcile
+from payments.service import PaymentsConfig, PaymentSystem
+
+_DB = click.option(
+    "--db", "database", required=True, type=click.Path(dir_okay=False, path_type=Path), help="SQLite file."
+)
+
+
+@click.group()
+def group() -> None:
+    """The store payment system (holds, charges, notices, feeds) and its simulated bank."""
+
+
+@group.command()
+@click.option("--key", "key_path", required=True, type=click.Path(path_type=Path), help="Secret key file.")
+@click.option("--public", "public_path", type=click.Path(path_type=Path), help="Default: KEY with .pub.")
+@click.option("--force", is_flag=True, help="Overwrite an existing key file.")
+def keygen(key_path: Path, public_path: Path | None, force: bool) -> None:
+    """Make the payment system's Ed25519 key pair (give the .pub file to every gate)."""
+    public_path = public_path or key_path.with_suffix(".pub")
+    if key_path.exists() and not force:
+        raise click.ClickException(f"{key_path} exists; pass --force to replace it (gates trust the old key)")
+    key = SigningKey.generate()
+    write_secret_key(key_path, key)
+    write_public_key(public_path, key.public_key)
+    click.echo(f"key id {key.key_id}: secret {key_path}, public {public_path}")
+
+
+@group.command()
+@_DB
+@click.option("--key", "key_path", required=True, type=click.Path(path_type=Path), help="PS secret key file.")
+@click.option("--bank-url", required=True, help="Base URL of the bank connector (simulated bank).")
+@click.option("--store", "store_id", required=True, help="This store's id, as the gates know it.")
+@click.option("--currency", required=True, help="ISO 4217 code, e.g. EUR.")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8600, show_default=True, type=int)
+@click.option("--admin-token-file", type=click.Path(path_type=Path), help="File holding the admin token.")
+@click.option("--former-key", "former", multiple=True, type=click.Path(path_type=Path), help="Old PS key.")
+@click.option("--hold-ttl", default=4 * 3600, show_default=True, type=int, help="Voucher validity, seconds.")
+@click.option("--grace", default=3 * 86400, show_default=True, type=int, help="Seconds after expiry to wait.")
+@click.option("--sweep-interval", default=30.0, show_default=True, type=float, help="Seconds; 0 disables.")
+@click.option("--threads", default=8, show_default=True, type=int)
+def run(
+    database: Path,
+    key_path: Path,
+    bank_url: str,
+    store_id: str,
+    currency: str,
+    host: str,
+    port: int,
+    admin_token_file: Path | None,
+    former: tuple[Path, ...],
+    hold_ttl: int,
+    grace: int,
+    sweep_interval: float,
+    threads: int,
+) -> None:
+    """Serve the payment system's HTTP API with waitress."""
+    from payments.app import create_app
+    from payments.serving import serve
+
+    token = admin_token_file.read_text().strip() if admin_token_file else None
+    config = PaymentsConfig(
+        database=database,
+        store_id=store_id,
+        currency=currency,
+        key=read_secret_key(key_path),
+        bank=HttpBank(bank_url),
+        admin_token=token or None,
+        former_public_keys=tuple(read_public_key(p) for p in former),
+        hold_ttl_s=hold_ttl,
+        charge_grace_s=grace,
+    )
+    app = create_app(config)
+    system: PaymentSystem = app.extensions["payments"]
+    stop = threading.Event()
+    if sweep_interval > 0:
+        threading.Thread(target=_sweeper, args=(system, sweep_interval, stop), daemon=True).start()
+    click.echo(f"payment system for store {store_id} on http://{host}:{port} (key {config.key.key_id})")
+    try:
+        serve(app, host, port, threads=threads)
+    finally:
+        stop.set()
+        system.close()
+
+
+def _sweeper(system: PaymentSystem, interval: float, stop: threading.Event) -> None:
+    while not stop.wait(interval):
+        try:
+            system.sweep()
+        except Exception as exc:  # keep sweeping; the next round retries
+            click.echo(f"sweep failed: {exc}", err=True)
+
+
+@group.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8700, show_default=True, type=int)
+@click.option("--latency-ms", default=0, show_default=True, type=int, help="Delay of every bank call.")
+@click.option("--decline-rate", default=0.0, show_default=True, type=float, help="Share of holds declined.")
+@click.option("--seed", type=int, help="Seed of the random declines.")
+def bank(host: str, port: int, latency_ms: int, decline_rate: float, seed: int | None) -> None:
+    """Serve the simulated bank (POST /admin/faults switches outages and declines on and off)."""
+    import random
+
+    from payments.banksim import BankSimulator, create_bank_app
+    from payments.serving import serve
+
+    sim = BankSimulator(latency_ms=latency_ms, decline_rate=decline_rate, rng=random.Random(seed))
+    click.echo(f"simulated bank on http://{host}:{port}")
+    serve(create_bank_app(sim), host, port)
+
+
+def _offline(database: Path) -> PaymentSystem:
+    """The payment system on an existing database, without key or bank, for administration."""
+    if not database.exists():
+        raise click.ClickException(f"{database}: no such database (start `payments run` once to create it)")
+    db = open_database(database)
+    try:
+        settings = read_settings(db)
+    finally:
+        db.close()
+    if "store_id" not in settings:
+        raise click.ClickException(f"{database}: not a payment-system database")
+    return PaymentSystem(
+        PaymentsConfig(database=database, store_id=settings["store_id"], currency=settings["currency"])
+    )
+
+
+def _echo(value: Any) -> None:
+    click.echo(json.dumps(value, indent=2, sort_keys=True))
+
+
+@group.command("enrol-gate")
+@_DB
+@click.option("--gate", required=True, help="The gate id from its lane config.")
+@click.option("--public-key-file", required=True, type=click.Path(path_type=Path))
+def enrol_gate(database: Path, gate: str, public_key_file: Path) -> None:
+    """Enrol a gate's public key, so the payment system accepts its charges."""
+    system = _offline(database)
+    try:
+        _echo(system.enrol_gate(gate, read_public_key(public_key_file))[1])
+    finally:
+        system.close()
+
+
+@group.command("enrol-shopper")
+@_DB
+@click.option("--shopper", required=True)
+@click.option("--public-key", "public_key", required=True, help="The phone's public key, 64 hex digits.")
+@click.option("--bank-account", help="The bound bank account (none: stored value only).")
+def enrol_shopper(database: Path, shopper: str, public_key: str, bank_account: str | None) -> None:
+    """Enrol a shopper with their phone's public key."""
+    system = _offline(database)
+    try:
+        _echo(system.enrol_shopper(shopper, bytes.fromhex(public_key), bank_account)[1])
+    except ValueError as exc:
+        raise click.ClickException(f"--public-key: {exc}") from exc
+    finally:
+        system.close()
+
+
+@group.command("top-up")
+@_DB
+@click.option("--shopper", required=True)
+@click.option("--amount", required=True, type=int, help="Minor units.")
+@click.option("--reference", required=True, help="Idempotency key of this top-up (e.g. the till receipt).")
+def top_up(database: Path, shopper: str, amount: int, reference: str) -> None:
+    """Add stored value (it pays the shopper's debts first)."""
+    system = _offline(database)
+    try:
+        _echo(system.top_up(shopper, amount, reference)[1])
+    finally:
+        system.close()
+
+
+@group.command()
+@_DB
+@click.option("--code", required=True)
+@click.option("--name", required=True)
+@click.option("--category", default="grocery", show_default=True)
+@click.option("--unit", default="each", show_default=True)
+@click.option("--price", required=True, type=int, help="Minor units per unit.")
+@click.option("--valid-from", type=int, help="Unix time (default: now).")
+def price(
+    database: Path, code: str, name: str, category: str, unit: str, price: int, valid_from: int | None
+) -> None:
+    """Set a product's price; gates learn it from the feed."""
+    system = _offline(database)
+    item: dict[str, Any] = {"code": code, "name": name, "category": category, "unit": unit, "price": price}
+    if valid_from is not None:
+        item["valid_from"] = valid_from
+    try:
+        _echo({"version": system.set_prices([item])})
+    finally:
+        system.close()
+
+
+@group.command("reconcile")
+@_DB
+@click.option("--json", "as_json", is_flag=True, help="Print the whole report as JSON.")
+def reconcile_command(database: Path, as_json: bool) -> None:
+    """Check that the ledger balances; exit status 1 if it does not."""
+    system = _offline(database)
+    try:
+        report = reconcile(system.store)
+    finally:
+        system.close()
+    if as_json:
+        _echo(report)
+    else:
+        m, c, h = report["money"], report["charges"], report["holds"]
+        click.echo(
+            f"charges: {c['count']} for {c['amount']} ({c['settled']} settled); "
+            f"stored value {m['stored_value']} + bank {m['bank']} + debt {m['debt']}"
+        )
+        click.echo(f"holds: {h['count']} {h['by_state']}; open reasons {h['open_reasons']}")
+        click.echo(f"debt outstanding {m['debt_outstanding']}; balanced: {report['balanced']}")
+        for problem in report["problems"]:
+            click.echo(f"PROBLEM: {problem}")
+    if not report["balanced"]:
+        raise SystemExit(1)
+
+
+@group.command()
+@_DB
+@click.option("--key", "key_path", required=True, type=click.Path(path_type=Path))
+@click.option("--bank-url", required=True)
+def sweep(database: Path, key_path: Path, bank_url: str) -> None:
+    """Release expired holds and finish captures and releases the bank left pending."""
+    offline = _offline(database)
+    config = offline.config
+    offline.close()
+    system = PaymentSystem(
+        PaymentsConfig(
+            database=database,
+            store_id=config.store_id,
+            currency=config.currency,
+            key=read_secret_key(key_path),
+            bank=HttpBank(bank_url),
+        )
+    )
+    try:
+        _echo(system.sweep())
+    except PaymentsError as exc:
+        raise click.ClickException(str(exc)) from exc
+    finally:
+        system.close()

@@ -1,0 +1,103 @@
+"""The payment system's own signed document: the feed that gates pull (deny list, consumed holds, prices).
+
+It is built on gate.protocol.documents.Document, so it travels in the same signed envelope, with the same
+canonical encoding, and is verified by the gate with the same trusted payment-system keys as a voucher.
+
+A feed answers one question from one gate: "what changed since version N?". The deny sets are sent whole
+(they replace the gate's), consumed holds and prices are the changes after `since` up to `version`. A page
+holds at most what fits in one document; `version < latest` means "ask again from `version`". The gate's
+random nonce is echoed inside the signature, so a recorded feed cannot be replayed to roll a deny list back.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import ClassVar
+
+from gate.errors import DecodeError
+from gate.protocol.documents import (
+    AMOUNT,
+    CURRENCY,
+    ID,
+    NAME,
+    NONCE,
+    TIME,
+    Document,
+    Validator,
+    _list_of,
+    _text,
+    _uint,
+    _version,
+)
+
+MAX_DENY = 2000
+MAX_CONSUMED = 4000
+MAX_PRICES = 1000
+VERSION_MAX = 2**62
+
+CATEGORY = _text(re.compile(r"[a-z0-9][a-z0-9-]{0,39}"), "a category of lower-case letters, digits, '-'")
+UNIT = _text(re.compile(r"[a-z]{1,8}"), "a unit such as 'each' or 'kg'")
+PRODUCT_NAME = _text(re.compile(r"[^\x00-\x1f\x7f]{1,80}"), "a product name of 1-80 printable characters")
+PRODUCT_CODE = _text(re.compile(r"[0-9]{1,14}"), "a product code of 1-14 digits")
+
+
+@dataclass(frozen=True)
+class PriceEntry(Document):
+    """One price change: from `valid_from` on, `code` costs `price` minor units per `unit`."""
+
+    TYPE = "price"
+    FIELDS: ClassVar[dict[str, Validator]] = {
+        "code": PRODUCT_CODE,
+        "name": PRODUCT_NAME,
+        "category": CATEGORY,
+        "unit": UNIT,
+        "price": AMOUNT,
+        "currency": CURRENCY,
+        "valid_from": TIME,
+    }
+    code: str
+    name: str
+    category: str
+    unit: str
+    price: int
+    currency: str
+    valid_from: int
+
+
+@dataclass(frozen=True)
+class GateFeed(Document):
+    """Payment system -> gate, signed: the changes since the gate's version, and the whole deny list."""
+
+    TYPE = "gate-feed"
+    FIELDS: ClassVar[dict[str, Validator]] = {
+        "v": _version,
+        "store": NAME,
+        "nonce": NONCE,
+        "since": _uint(VERSION_MAX),
+        "version": _uint(VERSION_MAX),
+        "latest": _uint(VERSION_MAX),
+        "issued": TIME,
+        "deny_holds": _list_of(ID, minimum=0, maximum=MAX_DENY),
+        "deny_shoppers": _list_of(NAME, minimum=0, maximum=MAX_DENY),
+        "consumed": _list_of(ID, minimum=0, maximum=MAX_CONSUMED),
+        "prices": _list_of(PriceEntry.from_map, minimum=0, maximum=MAX_PRICES),
+    }
+    v: int
+    store: str
+    nonce: bytes
+    since: int
+    version: int
+    latest: int
+    issued: int
+    deny_holds: tuple[bytes, ...]
+    deny_shoppers: tuple[str, ...]
+    consumed: tuple[bytes, ...]
+    prices: tuple[PriceEntry, ...]
+
+    def check(self, where: str) -> None:
+        if not self.since <= self.version <= self.latest:
+            raise DecodeError(
+                f"{where}: versions out of order (since {self.since}, version {self.version}, "
+                f"latest {self.latest})"
+            )
