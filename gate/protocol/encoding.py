@@ -39,9 +39,13 @@ def decode(data: bytes, *, max_bytes: int = MAX_DOCUMENT_BYTES) -> Any:
     except (cbor2.CBORDecodeError, RecursionError, ValueError, TypeError, OverflowError) as exc:
         raise DecodeError(f"not well-formed CBOR: {exc}") from exc
     _check_types(value, 0, "value")
-    if cbor2.dumps(value, canonical=True) != data:
+    canonical = cbor2.dumps(value, canonical=True)
+    if canonical != data:
+        at = next((i for i, (a, b) in enumerate(zip(canonical, data, strict=False)) if a != b), None)
+        at = min(len(canonical), len(data)) if at is None else at
         raise DecodeError(
-            "not canonical CBOR (non-minimal length, unsorted or duplicate keys, or trailing bytes)"
+            f"not canonical CBOR: differs from the deterministic encoding at byte {at} "
+            "(non-minimal length, unsorted or duplicate keys, indefinite length, or trailing bytes)"
         )
     return value
 
