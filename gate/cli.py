@@ -52,6 +52,94 @@ def gate() -> None:
     """The exit gate: check presentations, run the lane, read its events."""
 
 
+_VERDICT_EXIT = {"pass": 0, "deny": 3, "attendant": 4}
+
+
+@gate.command("check")
+@click.argument("presentation_file", type=click.Path(path_type=Path, allow_dash=True))
+@click.option("--config", "config_path", required=True, type=click.Path(path_type=Path), help="Lane config.")
+@click.option(
+    "--challenge",
+    "challenge_file",
+    type=click.Path(path_type=Path),
+    help="The ExitChallenge the gate sent (CBOR or hex). Without it the answer's own nonce is assumed.",
+)
+@click.option("--now", type=float, help="Judge as of this unix time (default: now).")
+@click.option("--json", "as_json", is_flag=True, help="Print the decision as JSON.")
+def gate_check(
+    presentation_file: Path, config_path: Path, challenge_file: Path | None, now: float | None, as_json: bool
+) -> None:
+    """Judge a recorded exit presentation (CBOR or hex) against this lane's catalog, state and keys.
+
+    Prints the verdict, every reason with its code, and the time each step took. Nothing is written.
+    Exit status: 0 pass, 3 deny, 4 attendant (1 for an error before any verdict).
+    """
+    import json
+    import time
+
+    from gate.legality.tools import check_file
+
+    cfg = lane_config.load(config_path, check_key_files=False)
+    decision, assumed = check_file(
+        cfg, presentation_file, challenge_file, time.time() if now is None else now
+    )
+    if as_json:
+        click.echo(json.dumps({**decision.to_json(), "challenge_assumed": assumed}, indent=1))
+    else:
+        click.echo(f"verdict: {decision.verdict}")
+        if assumed:
+            click.echo("(no --challenge: the answer's own gate and nonce were taken as the challenge)")
+        for r in decision.reasons:
+            click.echo(f"  {r.code} [{r.kind}]: {r.message}")
+        steps = ", ".join(f"{k} {v * 1000:.2f} ms" for k, v in decision.timings.items())
+        click.echo(f"timings: {steps}")
+    sys.exit(_VERDICT_EXIT[decision.verdict])
+
+
+@gate.command("import-catalog")
+@click.argument("csv_file", type=click.Path(path_type=Path, exists=True, dir_okay=False))
+@click.option("--config", "config_path", required=True, type=click.Path(path_type=Path), help="Lane config.")
+@click.option("--valid-from", type=int, help="Unix time rows without valid_from start at (default: now).")
+def gate_import_catalog(csv_file: Path, config_path: Path, valid_from: int | None) -> None:
+    """Import a catalog CSV (code,name,category,unit,price,currency[,valid_from]) into the gate database.
+
+    One transaction: a bad line leaves the catalog as it was. Prices are added as history, never overwritten.
+    """
+    import time
+
+    from gate.catalog import count_rows, read_csv
+    from gate.store import GateStore
+
+    cfg = lane_config.load(config_path, check_key_files=False)
+    start = int(time.time()) if valid_from is None else valid_from
+    with (
+        GateStore(cfg.lane.database) as store,
+        click.progressbar(length=count_rows(csv_file), label=f"importing {csv_file.name}") as bar,
+    ):
+        result = store.import_catalog(read_csv(csv_file, default_valid_from=start), progress=bar.update)
+    rate = result.rows / result.seconds if result.seconds else 0
+    click.echo(
+        f"{result.rows} rows: {result.products_added} new products, {result.prices_added} new prices "
+        f"in {result.seconds:.2f} s ({rate:,.0f} rows/s) into {cfg.lane.database}"
+    )
+
+
+@gate.command("keygen")
+@click.argument("path", type=click.Path(path_type=Path, dir_okay=False))
+@click.option("--force", is_flag=True, help="Overwrite an existing key.")
+def gate_keygen(path: Path, force: bool) -> None:
+    """Write a new Ed25519 secret key to PATH (mode 0600) and its public key to PATH.pub."""
+    from gate.protocol.keys import SigningKey, write_public_key, write_secret_key
+
+    pub = path.with_name(path.name + ".pub")
+    if not force and (path.exists() or pub.exists()):
+        raise click.ClickException(f"{path} or {pub} exists; pass --force to replace it")
+    key = SigningKey.generate()
+    write_secret_key(path, key)
+    write_public_key(pub, key.public_key)
+    click.echo(f"wrote {path} (secret, 0600) and {pub}: key id {key.key_id}")
+
+
 def _add_package_groups() -> None:
     from payments.cli import group as payments_group
 
