@@ -176,6 +176,8 @@ def create_tables(db: Database) -> None:
 def open_database(path: str | Path) -> Database:
     """Open (or create) the database at path, or in memory for ":memory:", and bring its schema up to date."""
     target = str(path)
+    if target != ":memory:":
+        Path(target).parent.mkdir(parents=True, exist_ok=True)
     conn = sqlite3.connect(target, check_same_thread=False, timeout=30)
     db = Database(conn)
     if target != ":memory:":

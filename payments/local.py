@@ -177,6 +177,7 @@ class LocalStack:
     ) -> None:
         self.bank = bank
         self.system = system
+        self.app = server.app
         self.server = server
         self.url = server.url
         self.admin_token = admin_token
@@ -259,6 +260,14 @@ class LocalStack:
 
     def post_charge(self, charge: bytes) -> requests.Response:
         return self.http.post(self.url + "/v1/charges", json={"charge": b64(charge)}, timeout=10)
+
+    def down(self) -> None:
+        """Stop serving (connections refused) while keeping the payment system's state."""
+        self.server.close()
+
+    def up(self) -> None:
+        """Serve again on the same port."""
+        self.server = ServerThread(self.app, port=self.server.port)
 
     def close(self) -> None:
         self.http.close()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import dataclasses
 import hashlib
 import json
 import os
@@ -22,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from gate.catalog import CatalogError, PriceChange
 from gate.errors import DecodeError, SignatureError
 from gate.protocol import encoding
 from gate.protocol.documents import (
@@ -324,9 +326,11 @@ class PaymentSystem:
                 raise BadRequest(f"items[{i}] must be an object", code="bad_request")
             item = {"currency": self.config.currency, "valid_from": self.now(), **item}
             try:
-                entries.append(PriceEntry.from_map(item, f"items[{i}]"))
-            except DecodeError as exc:
+                entry = PriceEntry.from_map(item, f"items[{i}]")
+                change = PriceChange(**entry.to_map()).checked(f"items[{i}]")
+            except (DecodeError, CatalogError) as exc:
                 raise BadRequest(str(exc), code="bad_price") from exc
+            entries.append(dataclasses.replace(entry, code=change.code))
             if entries[-1].currency != self.config.currency:
                 raise BadRequest(f"items[{i}].currency is not {self.config.currency}", code="bad_price")
         with self.store.tx() as db:

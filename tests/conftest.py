@@ -2,5 +2,6 @@
 
 pytest_plugins = [
     "tests.fixtures.config",
+    "tests.fixtures.payments",
     "tests.fixtures.store",
 ]
