@@ -46,12 +46,12 @@ GTIN_LENGTHS = (8, 12, 13, 14)
 
 def check_digit(body: str) -> str:
     """The GS1 mod-10 check digit of body (weights 3, 1, 3 ... from the right): EAN, UPC, GTIN, GLN."""
-    if not body or not body.isdecimal() or not body.isascii():
+    if not body or not body.isascii() or not body.isdecimal():
         raise BarcodeError(f"{body!r} is not a string of digits")
-    total = 0
-    for i, ch in enumerate(reversed(body)):
-        total += (ord(ch) - 48) * (3 if i % 2 == 0 else 1)
-    return str((10 - total % 10) % 10)
+    raw = body.encode()
+    threes, ones = raw[-1::-2], raw[-2::-2]  # from the right: weight 3, 1, 3, 1 ...
+    total = 3 * (sum(threes) - 48 * len(threes)) + sum(ones) - 48 * len(ones)
+    return str(-total % 10)
 
 
 def has_valid_check_digit(code: str) -> bool:

@@ -278,3 +278,18 @@ def test_the_lane_and_the_forwarder_threads_share_one_store(tmp_path: Path, wher
         assert store.outbox_backlog().count == 0
         assert len(store.outbox_entries("settled", 100)) == 20
         assert len(store.recent_events(100)) == 20
+
+
+def test_checkpoints_run_on_the_forwarders_writes_not_inside_a_pass(file_shop: Shop) -> None:
+    from gate.store import CHECKPOINT_EVERY
+
+    store = file_shop.store
+    with store._use() as db:
+        assert db.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 0
+    d, charge = _passing(file_shop)
+    store.record_pass(d, charge)
+    for n in range(CHECKPOINT_EVERY + 1):
+        store.outbox_retry_later(LIST_ID, "down", NOW + n)
+    assert store._commits < CHECKPOINT_EVERY
+    store.checkpoint()
+    assert store._commits == 0

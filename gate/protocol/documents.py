@@ -117,21 +117,35 @@ class Document:
     FIELDS: ClassVar[dict[str, Validator]]
     OPTIONAL: ClassVar[frozenset[str]] = frozenset()
 
+    _FIELD_SET: ClassVar[frozenset[str]] = frozenset()
+    _REQUIRED: ClassVar[frozenset[str]] = frozenset()
+    _ABSENT: ClassVar[dict[str, None]] = {}
+
+    def __init_subclass__(cls, **kw: Any) -> None:
+        super().__init_subclass__(**kw)
+        if "FIELDS" in cls.__dict__:
+            cls._FIELD_SET = frozenset(cls.FIELDS)
+            cls._REQUIRED = cls._FIELD_SET - cls.OPTIONAL
+            cls._ABSENT = dict.fromkeys(cls.OPTIONAL)
+
     @classmethod
     def from_map(cls, value: Any, where: str = "") -> Any:
         where = where or cls.TYPE
-        if not isinstance(value, dict):
+        if type(value) is not dict:
             raise DecodeError(f"{where}: expected a map, got {type(value).__name__}")
-        unknown = sorted(set(value) - set(cls.FIELDS))
-        if unknown:
-            raise DecodeError(f"{where}: unknown field {unknown[0]!r}")
-        missing = sorted(set(cls.FIELDS) - set(value) - cls.OPTIONAL)
-        if missing:
-            raise DecodeError(f"{where}: missing field {missing[0]!r}")
-        kwargs = {
-            name: check(value[name], f"{where}.{name}") for name, check in cls.FIELDS.items() if name in value
-        }
-        doc = cls(**kwargs)
+        keys = value.keys()
+        if keys - cls._FIELD_SET:
+            raise DecodeError(f"{where}: unknown field {sorted(keys - cls._FIELD_SET)[0]!r}")
+        if cls._REQUIRED - keys:
+            raise DecodeError(f"{where}: missing field {sorted(cls._REQUIRED - keys)[0]!r}")
+        fields = dict(cls._ABSENT) if cls._ABSENT else {}
+        for name, check in cls.FIELDS.items():
+            if name in value:
+                fields[name] = check(value[name], f"{where}.{name}")
+        # The fields are validated above; build the frozen instance without dataclass __init__'s per-field
+        # object.__setattr__ calls (this runs once per list line on the gate's hot path).
+        doc = object.__new__(cls)
+        doc.__dict__.update(fields)
         doc.check(where)
         return doc
 

@@ -12,6 +12,11 @@ Threads. The lane thread and the forwarder thread each get their own connection 
 on first use): with WAL the lane's reads never wait for the forwarder, and writers queue on SQLite's own
 lock (busy timeout 5 s). An in-memory store (":memory:", for tests and tools) cannot be shared that way, so
 there every thread uses the one connection under a lock.
+
+Checkpoints. SQLite's automatic WAL checkpoint would run inside whichever commit crosses 1000 pages, now and
+then adding milliseconds to a pass. It is off; the forwarder thread's writes (settling, retrying, the feed)
+checkpoint every CHECKPOINT_EVERY commits instead, off the lane's path. Should the forwarder stall, the lane
+checkpoints itself once LANE_CHECKPOINT_AFTER commits are waiting, so the WAL stays bounded.
 """
 
 from __future__ import annotations
@@ -32,7 +37,8 @@ from sqlite_utils import Database
 from gate.catalog import PriceChange, Product
 from gate.errors import DecodeError, GateError
 from gate.legality.check import Backlog, StateFacts
-from gate.protocol.documents import Charge, open_signed
+from gate.protocol import encoding
+from gate.protocol.documents import Charge
 from gate.store import migrations
 
 if TYPE_CHECKING:
@@ -52,6 +58,8 @@ __all__ = [
 
 OUTBOX_STATES = ("pending", "settled", "flagged")
 _IN_CHUNK = 500  # codes per catalog query; far below SQLite's parameter limit
+CHECKPOINT_EVERY = 64  # commits, checkpointed by the forwarder's writes
+LANE_CHECKPOINT_AFTER = 2000  # commits, after which the lane's own writes checkpoint
 
 
 class StoreError(GateError, RuntimeError):
@@ -130,6 +138,7 @@ class GateStore:
         self._local = threading.local()
         self._connections: list[tuple[threading.Thread, Database]] = []
         self._closed = False
+        self._commits = 0  # since the last checkpoint (approximate across threads; only a trigger)
         if not self._memory:
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         self._shared: Database | None = None
@@ -163,6 +172,7 @@ class GateStore:
             mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
             if mode.lower() != "wal":
                 raise StoreError(f"{self.path}: cannot switch to WAL (journal mode stays {mode})")
+            conn.execute("PRAGMA wal_autocheckpoint=0")
         conn.execute("PRAGMA synchronous=FULL")
         conn.execute("PRAGMA foreign_keys=ON")
         return db
@@ -203,6 +213,7 @@ class GateStore:
             try:
                 yield db
                 db.execute("COMMIT")
+                self._commits += 1
             except BaseException as exc:
                 if db.conn.in_transaction:
                     db.execute("ROLLBACK")
@@ -219,6 +230,18 @@ class GateStore:
             for _, db in self._connections:
                 _close(db)
             self._connections.clear()
+
+    def checkpoint(self) -> None:
+        """Copy committed WAL pages into the database file (PASSIVE: never waits for, nor blocks, writers)."""
+        if self._memory:
+            return
+        with self._read() as db:
+            db.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        self._commits = 0
+
+    def _checkpoint_if(self, threshold: int) -> None:
+        if self._commits >= threshold:
+            self.checkpoint()
 
     def __enter__(self) -> GateStore:
         return self
@@ -247,6 +270,7 @@ class GateStore:
         started = time.perf_counter()
         with self._write() as db:
             result = self._import(db, changes, progress, batch)
+        self.checkpoint()
         return ImportResult(result[0], result[1], result[2], time.perf_counter() - started)
 
     def _import(
@@ -384,13 +408,8 @@ class GateStore:
             raise StoreError(f"record_pass: the decision's verdict is {decision.verdict}")
         if decision.verdict == "attendant" and not attendant:
             raise StoreError("record_pass: an attendant decision needs the approving attendant")
-        try:
-            signed = open_signed(charge, Charge)
-        except DecodeError as exc:
-            raise StoreError(f"record_pass: the charge is not a signed Charge: {exc}") from exc
         slist = p.list.doc
-        if signed.doc.charge != slist.list or signed.doc.amount != slist.total:
-            raise StoreError("record_pass: the charge is not the one for this decision")
+        _check_charge(bytes(charge), slist.list, slist.total)
         at = decision.decided_at
         with self._write() as db:
             db.execute(
@@ -406,11 +425,13 @@ class GateStore:
                 " next_attempt_at, state, last_error) VALUES (?, ?, ?, ?, ?, 0, ?, 'pending', '')",
                 [slist.list, bytes(charge), slist.total, slist.currency, at, at],
             )
+        self._checkpoint_if(LANE_CHECKPOINT_AFTER)
 
     def record_denial(self, decision: Decision, *, timings: Mapping[str, float] | None = None) -> None:
         """Record a decision that did not open the gate (deny, or attendant not approved)."""
         with self._write() as db:
             self._insert_event(db, decision, None, timings)
+        self._checkpoint_if(LANE_CHECKPOINT_AFTER)
 
     def passed_here(self, list_id: bytes) -> bool:
         """True if this list already passed at this gate (its charge is in the outbox)."""
@@ -517,6 +538,7 @@ class GateStore:
                 [bytes(notice), at, charge_id],
             )
             _require_row(cursor, charge_id)
+        self._checkpoint_if(CHECKPOINT_EVERY)
 
     def outbox_retry_later(self, charge_id: bytes, error: str, next_attempt_at: float) -> None:
         """A failed attempt: count it, keep the error, try again at next_attempt_at (pending ones only)."""
@@ -527,6 +549,7 @@ class GateStore:
                 " WHERE charge_id = ? AND state = 'pending'",
                 [error, next_attempt_at, charge_id],
             )
+        self._checkpoint_if(CHECKPOINT_EVERY)
 
     def outbox_flag(self, charge_id: bytes, reason: str) -> None:
         """A permanent failure: the charge waits for a technician (still counted in the backlog)."""
@@ -606,6 +629,7 @@ class GateStore:
             if checked:
                 self._import(db, checked, None, 5000)
             db.execute("UPDATE meta SET value = ? WHERE key = 'feed_version'", [int(version)])
+        self._checkpoint_if(CHECKPOINT_EVERY)
 
     def deny_lists(self) -> tuple[set[bytes], set[str]]:
         with self._read() as db:
@@ -630,6 +654,24 @@ def _collect(rows: list[tuple[Any, ...]], currency: str, out: dict[str, Product]
         if valid_from is not None:
             history.append((valid_from, price))
     flush()
+
+
+def _check_charge(charge: bytes, list_id: bytes, total: int) -> None:
+    """A cheap look at the charge envelope (the gate built it a moment ago): a Charge for this list and
+    total. Full validation would decode the whole presentation a second time on the hot path."""
+    try:
+        envelope = encoding.decode(charge)
+        body = (
+            encoding.decode(envelope["b"])
+            if type(envelope) is dict and type(envelope.get("b")) is bytes
+            else None
+        )
+    except DecodeError as exc:
+        raise StoreError(f"record_pass: the charge is not a signed Charge: {exc}") from exc
+    if body is None or envelope.get("t") != Charge.TYPE or type(body) is not dict:
+        raise StoreError("record_pass: the charge is not a signed Charge envelope")
+    if body.get("charge") != list_id or body.get("amount") != total:
+        raise StoreError("record_pass: the charge is not the one for this decision")
 
 
 def _require_row(cursor: sqlite3.Cursor, charge_id: bytes) -> None:
