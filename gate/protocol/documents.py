@@ -119,14 +119,12 @@ class Document:
 
     _FIELD_SET: ClassVar[frozenset[str]] = frozenset()
     _REQUIRED: ClassVar[frozenset[str]] = frozenset()
-    _ABSENT: ClassVar[dict[str, None]] = {}
 
     def __init_subclass__(cls, **kw: Any) -> None:
         super().__init_subclass__(**kw)
         if "FIELDS" in cls.__dict__:
             cls._FIELD_SET = frozenset(cls.FIELDS)
             cls._REQUIRED = cls._FIELD_SET - cls.OPTIONAL
-            cls._ABSENT = dict.fromkeys(cls.OPTIONAL)
 
     @classmethod
     def from_map(cls, value: Any, where: str = "") -> Any:
@@ -138,15 +136,34 @@ class Document:
             raise DecodeError(f"{where}: unknown field {sorted(keys - cls._FIELD_SET)[0]!r}")
         if cls._REQUIRED - keys:
             raise DecodeError(f"{where}: missing field {sorted(cls._REQUIRED - keys)[0]!r}")
-        fields = dict(cls._ABSENT) if cls._ABSENT else {}
+        fields = {}
         for name, check in cls.FIELDS.items():
             if name in value:
                 fields[name] = check(value[name], f"{where}.{name}")
-        # The fields are validated above; build the frozen instance without dataclass __init__'s per-field
-        # object.__setattr__ calls (this runs once per list line on the gate's hot path).
-        doc = object.__new__(cls)
-        doc.__dict__.update(fields)
+        doc = cls._build(fields)
         doc.check(where)
+        return doc
+
+    @classmethod
+    def _build(cls, fields: dict[str, Any]) -> Any:
+        """The instance, without dataclass __init__'s per-field object.__setattr__ when that is safe (plain
+        defaults, no __post_init__): this runs once per list line on the gate's hot path."""
+        absent = cls.__dict__.get("_absent_defaults")
+        if absent is None:
+            plain = not hasattr(cls, "__post_init__")
+            absent = {}
+            for f in dataclasses.fields(cls):  # type: ignore[arg-type]
+                if not f.init or (f.name in cls.OPTIONAL and f.default is dataclasses.MISSING):
+                    plain = False
+                elif f.default is not dataclasses.MISSING:
+                    absent[f.name] = f.default
+            absent = absent if plain else False
+            type.__setattr__(cls, "_absent_defaults", absent)
+        if absent is False:
+            return cls(**fields)
+        doc = object.__new__(cls)
+        doc.__dict__.update(absent)
+        doc.__dict__.update(fields)
         return doc
 
     def check(self, where: str) -> None:
