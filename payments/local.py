@@ -266,8 +266,9 @@ class LocalStack:
         self.server.close()
 
     def up(self) -> None:
-        """Serve again on the same port."""
-        self.server = ServerThread(self.app, port=self.server.port)
+        """Serve again on the same port (nothing if it is serving)."""
+        if self.server.closed:
+            self.server = ServerThread(self.app, port=self.server.port)
 
     def close(self) -> None:
         self.http.close()

@@ -50,6 +50,10 @@ class ServerThread:
         self._thread.start()
         self._closed = False
 
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
     def close(self) -> None:
         if self._closed:
             return

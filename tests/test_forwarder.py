@@ -1,0 +1,347 @@
+"""The forwarder against the real payment system and bank: backoff, answer classes, outages, lost answers,
+restarts, and the feed it pulls. Passes are made through the real legality check and recorded with
+record_pass; after every scenario the PS's ledger is reconciled against the gate's passes.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import random
+import time
+
+import pytest
+
+from gate.errors import ProtocolError, SignatureError
+from gate.forwarder import Forwarder, classify, full_jitter
+from gate.protocol import encoding
+from gate.protocol.documents import Charge, DeductionNotice, open_signed, sign
+from gate.protocol.keys import SigningKey, TrustedKeys
+from gate.sync import SyncError, verify_feed
+from payments.local import LocalStack, SimShopper
+from tests.fixtures.payments import (
+    FaultProxy,
+    GateSide,
+    assert_reconciled,
+    basket,
+    shoppers_out,
+    wait_until,
+)
+
+
+class ExtremeRandom(random.Random):
+    """Randomness pinned to one end of the interval (injected into the forwarder)."""
+
+    def __init__(self, end: str) -> None:
+        super().__init__(0)
+        self.end = end
+        self.calls: list[tuple[float, float]] = []
+
+    def uniform(self, a: float, b: float) -> float:
+        self.calls.append((a, b))
+        return b if self.end == "high" else a
+
+
+def test_full_jitter_stays_within_its_bounds() -> None:
+    rng = random.Random(7)
+    for attempt in range(40):
+        ceiling = min(60.0, 0.5 * 2**attempt)
+        samples = [full_jitter(attempt, 0.5, 60.0, rng) for _ in range(200)]
+        assert all(0.0 <= s <= ceiling for s in samples)
+        assert max(samples) > ceiling * 0.8 and min(samples) < ceiling * 0.2  # spread over the whole range
+    assert full_jitter(10_000, 0.5, 60.0, ExtremeRandom("high")) == 60.0
+    assert full_jitter(3, 0.5, 60.0, ExtremeRandom("high")) == 4.0
+    assert full_jitter(3, 0.5, 60.0, ExtremeRandom("low")) == 0.0
+
+
+def test_answers_are_classified() -> None:
+    assert [classify(s) for s in (200, 201, 204)] == ["settled"] * 3
+    assert [classify(s) for s in (500, 502, 503, 504, 408, 425, 429)] == ["retry"] * 7
+    assert [classify(s) for s in (400, 401, 403, 404, 409, 413, 422)] == ["flag"] * 7
+
+
+def test_retry_times_follow_the_injected_randomness_and_clock(
+    payments_stack: LocalStack, gate_side: GateSide
+) -> None:
+    shoppers_out(payments_stack, gate_side, 1)
+    now = [time.time() + 1]
+    rng = ExtremeRandom("high")
+    payments_stack.down()
+    try:
+        with gate_side.forwarder(
+            clock=lambda: now[0], rng=rng, backoff_base_s=0.5, backoff_cap_s=3.0
+        ) as forwarder:
+            for attempt in range(5):
+                (outcome,) = forwarder.drain_once()
+                assert outcome.result == "retry" and outcome.status is None
+                assert outcome.next_attempt_at == now[0] + min(3.0, 0.5 * 2**attempt)
+                assert forwarder.drain_once() == []  # not due yet
+                now[0] = outcome.next_attempt_at
+            (entry,) = gate_side.store.outbox_entries()
+            assert (entry.attempts, entry.state) == (5, "pending") and "no answer" in entry.last_error
+            assert rng.calls == [(0.0, min(3.0, 0.5 * 2**a)) for a in range(5)]
+    finally:
+        payments_stack.up()
+
+
+def test_a_pass_is_settled_with_the_signed_notice(payments_stack: LocalStack, gate_side: GateSide) -> None:
+    (_, charge_id), *_ = shoppers_out(payments_stack, gate_side, 3)
+    with gate_side.forwarder() as forwarder:
+        outcomes = forwarder.drain_once()
+    assert [o.result for o in outcomes] == ["settled"] * 3
+    notice = open_signed(gate_side.store.outbox_notice(charge_id), DeductionNotice)
+    assert notice.verify_with(payments_stack.key.public_key).charge == charge_id
+    assert gate_side.store.outbox_backlog().count == 0
+    assert_reconciled(payments_stack, gate_side, settled=3)
+
+
+def test_ps_down_for_the_whole_run_then_up_every_charge_settles_once(
+    payments_stack: LocalStack, gate_side: GateSide
+) -> None:
+    shoppers_out(payments_stack, gate_side, 6)
+    payments_stack.down()
+    try:
+        with gate_side.forwarder(backoff_base_s=0.01, backoff_cap_s=0.05) as forwarder:
+            forwarder.start()
+            wait_until(lambda: forwarder.unreachable_streak >= 5, what="failed rounds against a dead PS")
+            assert all(e.state == "pending" for e in gate_side.store.outbox_entries())
+            assert gate_side.store.outbox_backlog().count == 6
+            assert payments_stack.reconcile()["charges"]["count"] == 0
+            payments_stack.up()
+            wait_until(lambda: gate_side.outbox_states()["settled"] == 6, what="all six settled")
+            assert forwarder.status()["backlog_count"] == 0
+    finally:
+        payments_stack.up()
+    assert payments_stack.bank.summary()["replays"] == 0
+    assert_reconciled(payments_stack, gate_side, settled=6)
+
+
+def test_the_server_commits_and_the_answer_is_lost_the_retry_captures_nothing_more(
+    payments_stack: LocalStack, gate_side: GateSide, fault_proxy: FaultProxy
+) -> None:
+    shoppers_out(payments_stack, gate_side, 3, top_up=0)  # every charge has a bank part
+    fault_proxy.plan("drop_answer", "pass", "drop_answer")
+    with gate_side.forwarder(url=fault_proxy.url) as forwarder:
+        rounds = []
+        for _ in range(10):
+            rounds.append([o.result for o in forwarder.drain_once()])
+            if gate_side.outbox_states()["settled"] == 3:
+                break
+            time.sleep(0.05)  # the charge's backoff (<= 0.2 s)
+    assert fault_proxy.dropped_answers == 2
+    assert rounds[0] == ["retry"]
+    assert gate_side.outbox_states()["settled"] == 3
+    entries = {e.charge_id: e for e in gate_side.store.outbox_entries()}
+    assert sorted(e.attempts for e in entries.values()) == [0, 1, 1]
+    bank = payments_stack.bank.summary()
+    assert bank["capture_count"] == 3 and bank["replays"] == 0  # the PS replayed its answer, not the bank
+    assert_reconciled(payments_stack, gate_side, settled=3)
+
+
+def test_a_timeout_is_retried_and_settles_once(
+    payments_stack: LocalStack, gate_side: GateSide, fault_proxy: FaultProxy
+) -> None:
+    shoppers_out(payments_stack, gate_side, 1, top_up=0)
+    fault_proxy.plan("hold_answer")
+    with gate_side.forwarder(url=fault_proxy.url, timeout_s=0.3) as forwarder:
+        (outcome,) = forwarder.drain_once()
+        assert outcome.result == "retry" and "Timeout" in outcome.detail
+        fault_proxy.release.set()
+        wait_until(lambda: bool(forwarder.drain_once()) and gate_side.outbox_states()["settled"] == 1)
+    assert payments_stack.bank.summary()["capture_count"] == 1
+    assert_reconciled(payments_stack, gate_side, settled=1)
+
+
+def test_the_request_never_arrives_and_is_sent_again(
+    payments_stack: LocalStack, gate_side: GateSide, fault_proxy: FaultProxy
+) -> None:
+    shoppers_out(payments_stack, gate_side, 2)
+    fault_proxy.plan("drop_request")
+    with gate_side.forwarder(url=fault_proxy.url) as forwarder:
+        assert [o.result for o in forwarder.drain_once()] == ["retry"]
+        assert payments_stack.reconcile()["charges"]["count"] == 0
+        wait_until(lambda: forwarder.drain_once() is not None and gate_side.outbox_states()["settled"] == 2)
+    assert_reconciled(payments_stack, gate_side, settled=2)
+
+
+def test_a_conflicting_charge_is_flagged_for_a_technician(
+    payments_stack: LocalStack, gate_side: GateSide
+) -> None:
+    (_, charge_id), *_ = shoppers_out(payments_stack, gate_side, 2, top_up=0)
+    (entry,) = [e for e in gate_side.store.outbox_entries() if e.charge_id == charge_id]
+    signed = open_signed(entry.body, Charge)
+    other = sign(dataclasses.replace(signed.doc, decided=signed.doc.decided - 5), gate_side.key).encode()
+    assert payments_stack.post_charge(other).status_code == 200  # e.g. a restored backup sent it first
+    with gate_side.forwarder() as forwarder:
+        results = {o.charge_id: o for o in forwarder.drain_once()}
+    assert results[charge_id].result == "flagged" and results[charge_id].status == 409
+    (flagged,) = gate_side.store.outbox_entries(state="flagged")
+    assert flagged.charge_id == charge_id and flagged.last_error.startswith("409 charge_conflict")
+    assert gate_side.store.outbox_backlog().count == 1  # still counted against the offline budget
+    assert payments_stack.bank.summary()["capture_count"] == 2
+
+
+def test_a_refused_gate_is_flagged_and_settles_after_requeue(
+    payments_stack: LocalStack, gate_side: GateSide
+) -> None:
+    shoppers_out(payments_stack, gate_side, 1)
+    payments_stack.admin("DELETE", f"/v1/gates/{gate_side.gate_id}")
+    with gate_side.forwarder() as forwarder:
+        (outcome,) = forwarder.drain_once()
+        assert (outcome.result, outcome.status) == ("flagged", 403)
+        assert "gate_revoked" in outcome.detail
+        assert forwarder.drain_once() == []  # a flagged charge is not retried by itself
+        payments_stack.admin(
+            "POST", "/v1/gates", json={"gate": "gate-01", "public_key": gate_side.key.public_key.hex()}
+        )
+        gate_side.store.outbox_requeue(outcome.charge_id, time.time())
+        assert [o.result for o in forwarder.drain_once()] == ["settled"]
+    assert_reconciled(payments_stack, gate_side, settled=1)
+
+
+@pytest.mark.parametrize("fault", [{"outage": ["capture"]}, {"decline": ["capture"]}])
+def test_bank_faults_at_capture_time(payments_stack: LocalStack, gate_side: GateSide, fault: dict) -> None:
+    shoppers_out(payments_stack, gate_side, 2, top_up=100)
+    payments_stack.bank.faults(**fault)
+    with gate_side.forwarder() as forwarder:
+        outcomes = forwarder.drain_once()
+        if "outage" in fault:  # 503: retried later, stored value already taken once
+            assert [(o.result, o.status) for o in outcomes] == [("retry", 503)]
+            payments_stack.bank.faults(outage="none")
+            wait_until(
+                lambda: forwarder.drain_once() is not None and gate_side.outbox_states()["settled"] == 2
+            )
+            report = assert_reconciled(payments_stack, gate_side, settled=2)
+            assert report["money"]["debt"] == 0
+        else:  # declined: settled as a debt, the shopper goes on the deny list
+            assert [o.result for o in outcomes] == ["settled", "settled"]
+            report = assert_reconciled(payments_stack, gate_side, settled=2)
+            assert report["money"]["bank"] == 0 and report["money"]["debt"] > 0
+            forwarder.sync_once()
+            holds, shoppers = gate_side.store.deny_lists()
+            assert shoppers == {"shopper-0", "shopper-1"} and len(holds) == 2
+
+
+def test_bank_faults_at_hold_time_give_no_voucher(payments_stack: LocalStack) -> None:
+    shopper = SimShopper("erin")
+    payments_stack.enrol_shopper(shopper)
+    for fault in ({"decline": ["hold"]}, {"outage": ["hold"]}):
+        payments_stack.bank.faults(**fault)
+        with pytest.raises(AssertionError, match=r"402|503"):
+            payments_stack.place_hold(shopper, 1000)
+        payments_stack.bank.faults(decline="none", outage="none")
+    report = assert_reconciled(payments_stack)
+    assert report["holds"]["by_state"]["failed"] == 2 and report["stored_value"]["reserved"] == 0
+
+
+def test_a_restarted_forwarder_finishes_what_the_first_left(
+    payments_stack: LocalStack, gate_side: GateSide
+) -> None:
+    shoppers_out(payments_stack, gate_side, 4)
+    with gate_side.forwarder() as first:
+        assert [o.result for o in first.drain_once(limit=2)] == ["settled", "settled"]
+    payments_stack.down()
+    with gate_side.forwarder() as second:
+        assert [o.result for o in second.drain_once()] == ["retry"]
+    payments_stack.up()
+    time.sleep(0.25)  # past the backoff cap
+    with gate_side.forwarder() as third:
+        third.start()
+        wait_until(lambda: gate_side.outbox_states()["settled"] == 4)
+    assert_reconciled(payments_stack, gate_side, settled=4)
+
+
+def test_the_thread_drains_what_the_lane_adds_and_stops_cleanly(
+    payments_stack: LocalStack, gate_side: GateSide
+) -> None:
+    with gate_side.forwarder(idle_poll_s=5.0) as forwarder:
+        forwarder.start()
+        shoppers_out(payments_stack, gate_side, 2)
+        forwarder.notify()  # the lane wakes it after record_pass
+        wait_until(lambda: gate_side.outbox_states()["settled"] == 2, timeout_s=3)
+        forwarder.stop()
+        assert not forwarder.status()["running"]
+    assert_reconciled(payments_stack, gate_side, settled=2)
+
+
+def test_the_feed_brings_consumed_holds_deny_lists_and_prices(
+    payments_stack: LocalStack, gate_side: GateSide, tmp_path
+) -> None:
+    other = GateSide(payments_stack, tmp_path / "gate-02", "gate-02")
+    try:
+        shopper = SimShopper("frank")
+        payments_stack.enrol_shopper(shopper)
+        voucher = payments_stack.place_hold(shopper, 2000)
+        other.exit(shopper, voucher, basket(pens=1))  # used at gate-02
+        with other.forwarder() as forwarder:
+            assert [o.result for o in forwarder.drain_once()] == ["settled"]
+    finally:
+        other.close()
+    payments_stack.admin(
+        "POST",
+        "/v1/catalog/prices",
+        json={
+            "items": [
+                {
+                    "code": "4006381333931",
+                    "name": "Stabilo pen",
+                    "category": "stationery",
+                    "unit": "each",
+                    "price": 139,
+                }
+            ]
+        },
+    )
+    with gate_side.forwarder() as forwarder:
+        before = gate_side.store.feed_version()
+        result = forwarder.sync_once()
+    assert result.version > before and result.consumed == 1 and result.prices == 1
+    decision = gate_side.decide(shopper, voucher, basket(pens=1))
+    assert decision.verdict == "deny" and "hold_consumed" in decision.codes
+    products = gate_side.store.products(["4006381333931"], now=time.time() + 1, grace_s=0, currency="EUR")
+    assert products["4006381333931"].history[-1][1] == 139
+
+
+def test_a_feed_not_signed_by_a_trusted_key_is_refused(
+    payments_stack: LocalStack, gate_side: GateSide
+) -> None:
+    version = gate_side.store.feed_version()
+    stranger = TrustedKeys([SigningKey.generate().public_key])
+    with gate_side.forwarder(trusted=stranger) as forwarder, pytest.raises(SyncError, match="not a trusted"):
+        forwarder.sync_once()
+    assert gate_side.store.feed_version() == version
+
+
+def test_a_replayed_or_foreign_feed_is_refused(payments_stack: LocalStack) -> None:
+    trusted = TrustedKeys([payments_stack.key.public_key])
+    nonce = bytes(32)
+    raw = base64.b64decode(payments_stack.system.feed(0, nonce)["feed"])
+    assert (
+        verify_feed(raw, trusted=trusted, store_id="store-0001", since=0, nonce=nonce).store == "store-0001"
+    )
+    with pytest.raises(ProtocolError, match="nonce"):
+        verify_feed(raw, trusted=trusted, store_id="store-0001", since=0, nonce=b"\x01" * 32)
+    with pytest.raises(ProtocolError, match="store"):
+        verify_feed(raw, trusted=trusted, store_id="store-0002", since=0, nonce=nonce)
+    with pytest.raises(ProtocolError, match="version"):
+        verify_feed(raw, trusted=trusted, store_id="store-0001", since=1, nonce=nonce)
+    envelope = encoding.decode(raw)
+    forged = encoding.encode({**envelope, "s": bytes(64)})
+    with pytest.raises(SignatureError):
+        verify_feed(forged, trusted=trusted, store_id="store-0001", since=0, nonce=nonce)
+
+
+def test_from_config(lane_config_dir, payments_stack: LocalStack) -> None:
+    from gate import config as lane_config
+    from gate.protocol.keys import write_public_key
+    from gate.store import GateStore
+
+    write_public_key(lane_config_dir / "keys" / "ps.pub", payments_stack.key.public_key)
+    cfg = lane_config.load(lane_config_dir / "lane.toml", check_key_files=False)
+    with (
+        GateStore(":memory:") as store,
+        Forwarder.from_config(cfg, store, url=payments_stack.url) as forwarder,
+    ):
+        assert (forwarder.backoff_base_s, forwarder.backoff_cap_s) == (0.5, 60.0)
+        assert forwarder.trusted.ids() == [payments_stack.key.key_id]
+        assert forwarder.sync_once().version >= 1
