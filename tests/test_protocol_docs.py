@@ -1,0 +1,34 @@
+"""docs/protocol.md stays in step with the code: the reason table, the examples, the instructions."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from gate.barcodes import variable_measure
+from gate.legality.reasons import RULES
+from gate.protocol.commands import INS_CHALLENGE, INS_RECEIPT
+from gate.protocol.documents import line_total
+from tests.fixtures.store import LAYOUTS
+
+DOC = (Path(__file__).resolve().parents[1] / "docs" / "protocol.md").read_text()
+
+
+def test_the_reason_table_lists_every_code_with_its_kind_in_order() -> None:
+    rows = re.findall(r"^\| `([a-z_]+)` \| (deny|attendant) \|", DOC, flags=re.M)
+    assert rows == [(r.code, r.kind) for r in RULES]
+
+
+def test_the_gs1_examples_are_what_the_code_computes() -> None:
+    weight = variable_measure("2100231004124", LAYOUTS)
+    price = variable_measure("2200457012344", LAYOUTS)
+    assert weight is not None and (weight.value, weight.base_code) == (412, "2100231000003")
+    assert price is not None and (price.value, price.base_code) == (1234, "2200457000006")
+    assert line_total(1, 1590, 412) == 655
+    assert "line_total: 655" in DOC and "2100231000003" in DOC and "2200457000006" in DOC
+
+
+def test_the_nfc_instructions_are_documented() -> None:
+    assert f"INS_CHALLENGE (`0x{INS_CHALLENGE:02X}`)" in DOC
+    assert f"INS_RECEIPT (`0x{INS_RECEIPT:02X}`)" in DOC
+    assert "nfc-transport.md" in DOC and "test-vectors.json" in DOC
