@@ -3,5 +3,7 @@
 pytest_plugins = [
     "tests.fixtures.config",
     "tests.fixtures.payments",
+    "tests.fixtures.phone",
+    "tests.fixtures.standins",
     "tests.fixtures.store",
 ]
