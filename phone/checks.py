@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
 from gate.errors import ProtocolError
+from gate.legality import NO_LIST
 from gate.protocol.documents import (
     D,
     DeductionNotice,
@@ -24,9 +25,8 @@ from gate.protocol.documents import (
     open_signed,
 )
 from gate.protocol.keys import TrustedKeys
+from payments.documents import GateFeed
 from phone.errors import Refused
-
-T = TypeVar("T")
 
 CLOCK_SKEW_S = 300  # how far the phone's clock may disagree with the payment system's
 
@@ -102,6 +102,8 @@ def check_receipt(
     lst = signed_list.doc
     _expect(what, "store", r.store, challenge.store)
     _expect(what, "nonce", r.nonce, challenge.nonce)
+    if r.list == NO_LIST and r.verdict != "pass":
+        return signed  # the gate could not read our presentation; the nonce still binds it to this tap
     _expect(what, "list", r.list, lst.list)
     _expect(what, "currency", r.currency, lst.currency)
     _expect(what, "total", r.total, lst.total)
@@ -124,11 +126,22 @@ def check_notice(
     _expect(what, "shopper", n.shopper, voucher.shopper)
     _expect(what, "currency", n.currency, voucher.currency)
     _expect(what, "total", n.total, signed_list.total)
-    if n.stored_value > voucher.stored_value:
-        raise Refused(
-            f"{what} refused: takes {n.stored_value} from stored value, the hold reserved "
-            f"{voucher.stored_value}"
-        )
-    if n.released > voucher.amount - n.total + n.debt:
+    if n.bank > voucher.bank:
+        raise Refused(f"{what} refused: takes {n.bank} from the bank, the hold there was {voucher.bank}")
+    if n.released > voucher.amount - n.stored_value - n.bank:
         raise Refused(f"{what} refused: releases {n.released}, more than the hold had left")
+    return signed
+
+
+def check_feed(
+    data: bytes, ps_keys: TrustedKeys, *, store: str, nonce: bytes, since: int
+) -> Signed[GateFeed]:
+    """One page of the store's feed (the catalog's prices are in it): signed by a pinned payment-system
+    key, for this store, answering our own fresh nonce and the version we asked from."""
+    what = "catalog feed"
+    signed = _open(data, GateFeed, what, ps_keys)
+    f = signed.doc
+    _expect(what, "store", f.store, store)
+    _expect(what, "nonce", f.nonce, nonce)
+    _expect(what, "since", f.since, since)
     return signed

@@ -20,7 +20,12 @@ class Refused(PhoneError, ValueError):
 
 
 class PaymentSystemError(PhoneError, ConnectionError):
-    """The payment system could not be reached, or answered with an HTTP error."""
+    """The payment system could not be reached, or answered with an HTTP error (`status`, `code`)."""
+
+    def __init__(self, message: str, *, status: int | None = None, code: str | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
 
 
 class ScanError(PhoneError, ValueError):

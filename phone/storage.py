@@ -61,6 +61,15 @@ class StateDir:
             raise
         _fsync_dir(target.parent)
 
+    def remove(self, name: str) -> None:
+        """Delete the file if it is there, durably."""
+        target = self.path / name
+        try:
+            target.unlink()
+        except FileNotFoundError:
+            return
+        _fsync_dir(target.parent)
+
     def read_json(self, name: str) -> Any:
         data = self.read_bytes(name)
         if data is None:
