@@ -3,7 +3,6 @@
 pytest_plugins = [
     "tests.fixtures.config",
     "tests.fixtures.payments",
-    "tests.fixtures.phone",
     "tests.fixtures.standins",
     "tests.fixtures.store",
 ]
