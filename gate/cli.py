@@ -142,8 +142,10 @@ def gate_keygen(path: Path, force: bool) -> None:
 
 def _add_package_groups() -> None:
     from payments.cli import group as payments_group
+    from phone.cli import phone_group
 
     main.add_command(payments_group, "payments")
+    main.add_command(phone_group, "phone")
 
 
 _add_package_groups()
