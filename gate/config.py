@@ -122,7 +122,6 @@ class TimingsSection:
     beam_blocked_fault_s: float = _spec("seconds > 0", check=_positive, default=120.0)
     door_fault_ms: int = _spec("milliseconds > 0", check=_positive, default=1500)
     denied_display_ms: int = _spec("milliseconds >= 0", check=_non_negative, default=1500)
-    watchdog_stall_s: float = _spec("seconds > 0", check=_positive, default=5.0)
 
 
 @dataclass(frozen=True, kw_only=True)

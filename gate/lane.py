@@ -1,0 +1,538 @@
+"""The exit lane: tap, decide, commit, open; with fail-safe egress whatever the software is doing.
+
+One lane thread serves phones one at a time. The gate's inputs (fire alarm, beam, door) are handled on
+their own thread as they arrive, so the lane's state follows a fire alarm even while the lane thread waits
+on a phone; the gate I/O driver has already released the lock from the input's own callback by then.
+
+The order for a pass is fixed: the decision's durable transaction commits first, then the gate opens. A
+pass that is not on disk was never given, and a crash at any instant leaves either no pass or exactly one
+charge. Transitions during a tap are written after the gate has opened, so they cost the shopper nothing.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import os
+import queue
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from drivers.errors import DriverError, PhoneError
+from drivers.gate_io import BuzzerPattern, GateEvent, GateEventKind
+from gate.catalog import Catalog
+from gate.legality import (
+    Decision,
+    GateIdentity,
+    Policy,
+    StoreState,
+    build_charge,
+    build_receipt,
+    check,
+    new_challenge,
+)
+from gate.notify import Notifier
+from gate.protocol.commands import INS_CHALLENGE, INS_RECEIPT
+from gate.protocol.keys import SigningKey, TrustedKeys
+
+log = logging.getLogger(__name__)
+
+REPEAT_CODES = frozenset({"list_used", "hold_consumed"})  # what a second tap of a list passed here shows
+
+
+class LaneState(enum.StrEnum):
+    IDLE = "idle"
+    READING = "reading"
+    DECIDING = "deciding"
+    OPEN = "open"
+    CLOSING = "closing"
+    DENIED = "denied"
+    EMERGENCY = "emergency"
+    MAINTENANCE = "maintenance"
+    FAULT = "fault"
+
+
+class PhoneSessionLike(Protocol):
+    def __enter__(self) -> Any: ...
+    def __exit__(self, *exc: object) -> None: ...
+    def exchange(self, ins: int, data: bytes = b"", p1: int = 0, p2: int = 0) -> bytes: ...
+
+
+class ReaderLike(Protocol):
+    def wait_for_phone(self, timeout_s: float) -> Any: ...
+
+
+class GateIOLike(Protocol):
+    """The gate hardware as the lane drives it (drivers.gate_io.GateIO)."""
+
+    events: queue.Queue[GateEvent]
+
+    def release(self) -> None: ...
+    def secure(self) -> bool: ...
+    def hold_open(self) -> None: ...
+    def end_hold(self) -> None: ...
+    def lights(self, *, green: bool = False, red: bool = False, blink: bool = False) -> None: ...
+    def buzz(self, pattern: BuzzerPattern) -> None: ...
+
+
+class LaneStore(StoreState, Catalog, Protocol):
+    """What the lane needs from gate.store.GateStore."""
+
+    def record_pass(
+        self,
+        decision: Decision,
+        charge: bytes,
+        *,
+        attendant: str | None = None,
+        timings: Mapping[str, float] | None = None,
+    ) -> None: ...
+    def record_denial(self, decision: Decision, *, timings: Mapping[str, float] | None = None) -> None: ...
+    def record_event(self, kind: str, detail: str, data: Mapping[str, Any] | None = None) -> None: ...
+
+
+@dataclass(frozen=True)
+class LaneTimings:
+    """How long a lane stays in each passing state (seconds): the config's [timings] section."""
+
+    open_timeout_s: float = 8.0
+    close_after_passage_s: float = 0.3
+    denied_display_s: float = 1.5
+
+
+@dataclass
+class Opening:
+    """One pass's gate opening: whose it is, when it closes, how many people the beam counted."""
+
+    list_id: bytes | None
+    deadline: float
+    passages: int = 0
+    close_at: float | None = None
+
+
+@dataclass(frozen=True)
+class TapOutcome:
+    """What one tap came to, for the caller (tests, the demo, the bench)."""
+
+    verdict: str  # what the receipt said: pass, deny, attendant, emergency
+    decision: Decision
+    charged: bool
+    opened: bool
+    receipt: bytes
+    receipt_delivered: bool
+    timings: Mapping[str, float]
+
+
+class Lane:
+    """One exit lane: its state machine, driven by taps on the reader and by the gate's inputs."""
+
+    def __init__(
+        self,
+        *,
+        gate: GateIdentity,
+        policy: Policy,
+        trusted: TrustedKeys,
+        gate_key: SigningKey,
+        store: LaneStore,
+        reader: ReaderLike,
+        gate_io: GateIOLike,
+        timings: LaneTimings = LaneTimings(),
+        notifier: Notifier | None = None,
+        on_commit: Callable[[], None] | None = None,
+        clock: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
+        nonce: Callable[[int], bytes] = os.urandom,
+    ) -> None:
+        self.gate = gate
+        self.policy = policy
+        self.trusted = trusted
+        self.gate_key = gate_key
+        self.store = store
+        self.reader = reader
+        self.io = gate_io
+        self.timings = timings
+        self.notifier = notifier or Notifier({})
+        self.on_commit = on_commit
+        self.clock = clock
+        self.monotonic = monotonic
+        self.nonce = nonce
+        self._lock = threading.RLock()
+        self._state = LaneState.IDLE
+        self._opening: Opening | None = None
+        self._denied_until = 0.0
+        self._fire_alarm = False
+        self._maintenance: str | None = None
+        self._fault: str | None = None
+        self._unsaved: list[tuple[str, str, dict[str, Any]]] = []
+        self._io_thread: threading.Thread | None = None
+        self._stop = threading.Event()
+        self.last_turn = monotonic()
+        self.io.secure()
+        self.io.lights()
+
+    # -- state ---------------------------------------------------------------------------------------------
+    @property
+    def state(self) -> LaneState:
+        return self._state
+
+    def _enter(self, state: LaneState, why: str, data: Mapping[str, Any] | None = None) -> None:
+        """Move to a state; the event is kept in memory until _save_events (off the tap-to-open path)."""
+        with self._lock:
+            if state == self._state:
+                return
+            previous, self._state = self._state, state
+            self._unsaved.append(
+                (
+                    "transition",
+                    f"{previous} -> {state}: {why}",
+                    {"from": str(previous), "to": str(state), **(data or {})},
+                )
+            )
+        log.info("lane %s -> %s: %s", previous, state, why)
+        self.notifier.status(f"{state}: {why}")
+
+    def _event(self, kind: str, detail: str, data: Mapping[str, Any] | None = None) -> None:
+        with self._lock:
+            self._unsaved.append((kind, detail, dict(data or {})))
+        log.log(logging.WARNING if kind in ("alarm", "fault") else logging.INFO, "lane %s: %s", kind, detail)
+
+    def _save_events(self) -> None:
+        with self._lock:
+            pending, self._unsaved = self._unsaved, []
+        for kind, detail, data in pending:
+            self.store.record_event(kind, detail, data)
+
+    def health(self) -> dict[str, Any]:
+        with self._lock:
+            return {
+                "state": str(self._state),
+                "fire_alarm": self._fire_alarm,
+                "maintenance": self._maintenance,
+                "fault": self._fault,
+                "open_for": self._opening.list_id.hex() if self._opening and self._opening.list_id else None,
+                "last_turn_age_s": round(self.monotonic() - self.last_turn, 3),
+            }
+
+    # -- the gate's inputs ---------------------------------------------------------------------------------
+    def start(self) -> None:
+        """Start following the gate's inputs (fire alarm, beam, door) on a thread of their own."""
+        self._io_thread = threading.Thread(target=self._follow_inputs, name="lane-inputs", daemon=True)
+        self._io_thread.start()
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._io_thread is not None:
+            self._io_thread.join(timeout=2)
+        self._save_events()
+
+    def _follow_inputs(self) -> None:
+        while not self._stop.is_set():
+            try:
+                event = self.io.events.get(timeout=0.1)
+            except queue.Empty:
+                continue
+            try:
+                self.on_gate_event(event)
+                self._save_events()
+            except Exception:
+                log.exception("lane: handling %s failed", event.kind)
+
+    def on_gate_event(self, event: GateEvent) -> None:
+        kind = event.kind
+        if kind in (GateEventKind.FIRE_ALARM_ON, GateEventKind.FIRE_ALARM_OFF):
+            self.fire_alarm(kind == GateEventKind.FIRE_ALARM_ON)
+        elif kind in (GateEventKind.BEAM_BLOCKED, GateEventKind.BEAM_CLEARED):
+            self._beam(kind == GateEventKind.BEAM_BLOCKED)
+        elif kind == GateEventKind.FORCED_DOOR:
+            self._event(
+                "alarm", "forced door: the door opened while the gate was locked", {"code": "forced_door"}
+            )
+            self.io.buzz(BuzzerPattern.FAULT)
+        elif kind == GateEventKind.BEAM_STUCK:
+            self._set_fault("beam blocked too long: check the passage beam")
+        elif kind == GateEventKind.EXIT_BUTTON:
+            self._event("exit_button", "request-to-exit pressed: nothing opened, no charge", {})
+
+    def fire_alarm(self, active: bool) -> None:
+        """Hold open on an alarm whatever the lane is doing; back to idle when the input clears."""
+        with self._lock:
+            self._fire_alarm = active
+            if active:
+                self.io.hold_open()  # the driver has already released it; this also covers a direct call
+                self.io.lights(green=True, red=True, blink=True)
+                self._opening = None
+                self._enter(LaneState.EMERGENCY, "fire alarm input active")
+            else:
+                self.io.end_hold()
+                if self._maintenance == "open":
+                    self._enter(LaneState.MAINTENANCE, "fire alarm cleared: maintenance hold continues")
+                    return
+                self.io.secure()
+                self.io.lights()
+                self._enter(LaneState.IDLE, "fire alarm cleared")
+
+    def _beam(self, blocked: bool) -> None:
+        """Count people through an opening; anyone through a closed gate, or a second one, is an alarm."""
+        with self._lock:
+            if self._state in (LaneState.EMERGENCY, LaneState.MAINTENANCE):
+                return
+            opening = self._opening
+            if not blocked:
+                if self._fault:
+                    self._clear_fault()
+                if opening is not None and opening.passages >= 1:
+                    opening.close_at = self.monotonic() + self.timings.close_after_passage_s
+                return
+            if opening is None:
+                self._event("alarm", "passage with the gate closed", {"code": "tailgating"})
+                self.io.buzz(BuzzerPattern.FAULT)
+                return
+            opening.passages += 1
+            opening.close_at = None
+            if opening.passages == 2:
+                self._event(
+                    "alarm",
+                    "tailgating: a second person through on one pass",
+                    {"code": "tailgating", "list": opening.list_id.hex() if opening.list_id else None},
+                )
+                self.io.buzz(BuzzerPattern.FAULT)
+
+    def _set_fault(self, detail: str) -> None:
+        with self._lock:
+            self._fault = detail
+            self._event("fault", detail, {})
+            if self._state not in (LaneState.EMERGENCY, LaneState.MAINTENANCE):
+                self._enter(LaneState.FAULT, detail)
+
+    def _clear_fault(self) -> None:
+        with self._lock:
+            self._fault = None
+            if self._state == LaneState.FAULT:
+                self._enter(LaneState.IDLE, "fault cleared")
+
+    # -- technician ------------------------------------------------------------------------------------------
+    def maintenance(self, mode: str | None, reason: str) -> None:
+        """Hold the gate open ("open"), keep it locked ("locked"), or return to service (None)."""
+        if mode not in ("open", "locked", None):
+            raise ValueError(f"maintenance mode {mode!r}: expected 'open', 'locked' or None")
+        with self._lock:
+            self._maintenance = mode
+            self._opening = None
+            if mode == "open":
+                self.io.hold_open()
+            else:
+                self.io.end_hold()
+            if self._fire_alarm:
+                self._event(
+                    "maintenance",
+                    f"maintenance {mode or 'off'} noted; fire alarm keeps the gate open",
+                    {"mode": mode, "reason": reason},
+                )
+                return
+            if mode != "open":
+                self.io.secure()
+            self.io.lights(green=mode == "open", red=mode == "locked")
+            if mode is None:
+                self._enter(LaneState.IDLE, f"back in service: {reason}", {"reason": reason})
+            else:
+                self._enter(
+                    LaneState.MAINTENANCE, f"maintenance {mode}: {reason}", {"mode": mode, "reason": reason}
+                )
+        self._save_events()
+
+    # -- the lane loop ------------------------------------------------------------------------------------
+    def run(self, stop: threading.Event, poll_s: float = 0.2) -> None:
+        self.start()
+        self.notifier.ready(f"{self._state}: lane {self.gate.gate} ready")
+        try:
+            while not stop.is_set():
+                self.turn(poll_s)
+        finally:
+            self.notifier.stopping()
+            self.close()
+
+    def turn(self, poll_s: float = 0.2) -> TapOutcome | None:
+        """One loop turn: time-outs, then at most one tap. Pings the watchdog only when it comes back."""
+        self._tick()
+        outcome = None
+        try:
+            session = self.reader.wait_for_phone(poll_s)
+        except DriverError as exc:
+            self._event("fault", f"reader: {exc}", {})
+            session = None
+        if session is not None:
+            with session:
+                outcome = self.serve(session)
+        self._tick()
+        self._save_events()
+        self.last_turn = self.monotonic()
+        self.notifier.watchdog(self.last_turn)
+        return outcome
+
+    def _tick(self) -> None:
+        with self._lock:
+            now = self.monotonic()
+            opening = self._opening
+            if self._state == LaneState.OPEN and opening is not None:
+                if opening.close_at is not None and now >= opening.close_at:
+                    self._close(f"closed after {opening.passages} passage(s)")
+                elif now >= opening.deadline:
+                    self._close("closed: nobody passed before the open timeout")
+            elif self._state == LaneState.DENIED and now >= self._denied_until:
+                self.io.lights()
+                self._enter(LaneState.IDLE, "denial shown")
+
+    def _close(self, why: str) -> None:
+        self._enter(LaneState.CLOSING, why)
+        self.io.secure()
+        self.io.lights()
+        self._opening = None
+        self._enter(LaneState.IDLE, "gate secured")
+
+    # -- one tap ---------------------------------------------------------------------------------------------
+    def serve(self, session: PhoneSessionLike) -> TapOutcome | None:
+        """Challenge, read, decide, commit, open, answer. A phone lost before the decision leaves no pass."""
+        steps: dict[str, float] = {}
+        t0 = time.perf_counter()
+        with self._lock:
+            state_at_tap = self._state
+            if state_at_tap in (LaneState.IDLE, LaneState.DENIED):
+                self._enter(LaneState.READING, "phone on the reader")
+        challenge = new_challenge(self.gate, self.clock(), self.nonce(32))
+        try:
+            raw = session.exchange(INS_CHALLENGE, challenge.encode())
+        except PhoneError as exc:
+            self._event(
+                "tap_aborted", f"phone lost before the decision: {exc}", {"error": type(exc).__name__}
+            )
+            self._back_to_idle("tap aborted")
+            return None
+        t1 = time.perf_counter()
+        steps["nfc_read"] = t1 - t0
+        if self._state == LaneState.READING:
+            self._enter(LaneState.DECIDING, "presentation read")
+        decision = check(
+            raw,
+            challenge,
+            now=self.clock(),
+            catalog=self.store,
+            state=self.store,
+            policy=self.policy,
+            trusted=self.trusted,
+            gate=self.gate,
+        )
+        t2 = time.perf_counter()
+        steps["verify"] = t2 - t1
+        verdict, charged, opened = self._act(decision, state_at_tap, steps, t2)
+        t3 = time.perf_counter()
+        receipt = build_receipt(decision, self.gate_key, verdict=verdict).encode()
+        delivered = True
+        try:
+            session.exchange(INS_RECEIPT, receipt)
+        except PhoneError as exc:
+            delivered = False
+            self._event(
+                "receipt_undelivered",
+                f"{verdict} receipt not delivered: {exc}",
+                {"list": decision.list_id.hex() if decision.list_id else None},
+            )
+        steps["receipt"] = time.perf_counter() - t3
+        self._back_to_idle("tap answered")
+        return TapOutcome(verdict, decision, charged, opened, receipt, delivered, steps)
+
+    def _act(
+        self, decision: Decision, state_at_tap: LaneState, steps: dict[str, float], t: float
+    ) -> tuple[str, bool, bool]:
+        """Commit and open for a pass; record and show anything else. Returns (verdict, charged, opened)."""
+        with self._lock:
+            refusal = self._refusal(decision, state_at_tap)
+        if refusal is not None:
+            verdict, why = refusal
+            # Not judged, so not a decision event: the lane event says why, with the check's own verdict.
+            self._event(
+                "tap_refused",
+                why,
+                {
+                    "list": decision.list_id.hex() if decision.list_id else None,
+                    "answered": verdict,
+                    "check": decision.verdict,
+                    "codes": list(decision.codes),
+                },
+            )
+            return verdict, False, False
+        if decision.verdict == "pass":
+            charge = build_charge(decision, self.gate_key).encode()
+            self.store.record_pass(decision, charge, timings=steps)
+            t = _lap(steps, "commit", t)
+            opened = self._open(decision.list_id, steps, t)
+            if self.on_commit is not None:
+                self.on_commit()
+            return "pass", True, opened
+        if self._is_repeat(decision):
+            self._event(
+                "repeat_tap",
+                "list already passed here: same answer, no new charge",
+                {"list": decision.list_id.hex() if decision.list_id else None},
+            )
+            return "pass", False, False
+        self.store.record_denial(decision, timings=steps)
+        self._show_denial()
+        return decision.verdict, False, False
+
+    def _refusal(self, decision: Decision, state_at_tap: LaneState) -> tuple[str, str] | None:
+        """A lane that cannot take a pass now answers without judging: emergency, maintenance, busy, fault."""
+        if self._fire_alarm:
+            return "emergency", "fire alarm: taps are not charged while the gate is held open"
+        if self._maintenance is not None:
+            return "deny", f"lane in maintenance ({self._maintenance})"
+        if self._fault is not None:
+            return "deny", f"lane fault: {self._fault}"
+        opening = self._opening
+        if state_at_tap in (LaneState.OPEN, LaneState.CLOSING) and (
+            opening is None or opening.list_id != decision.list_id
+        ):
+            return "deny", "gate open for another shopper: tap again once it has closed"
+        return None
+
+    @staticmethod
+    def _is_repeat(decision: Decision) -> bool:
+        codes = set(decision.codes)
+        return "list_used" in codes and codes <= REPEAT_CODES
+
+    def _open(self, list_id: bytes | None, steps: dict[str, float], t: float) -> bool:
+        with self._lock:
+            if self._fire_alarm or self._maintenance is not None:
+                return False  # committed while the lane changed: the gate is held open already
+            self.io.release()
+            self.io.lights(green=True)
+            now = self.monotonic()
+            self._opening = Opening(list_id, now + self.timings.open_timeout_s)
+            _lap(steps, "actuate", t)
+            self._enter(
+                LaneState.OPEN,
+                "pass: gate open",
+                {"timings_ms": {k: round(v * 1000, 3) for k, v in steps.items()}},
+            )
+        return True
+
+    def _show_denial(self) -> None:
+        with self._lock:
+            if self._state not in (LaneState.READING, LaneState.DECIDING, LaneState.IDLE, LaneState.DENIED):
+                return
+            self.io.lights(red=True)
+            self.io.buzz(BuzzerPattern.DENY)
+            self._denied_until = self.monotonic() + self.timings.denied_display_s
+            self._enter(LaneState.DENIED, "denied")
+
+    def _back_to_idle(self, why: str) -> None:
+        with self._lock:
+            if self._state in (LaneState.READING, LaneState.DECIDING):
+                self._enter(LaneState.IDLE, why)
+
+
+def _lap(steps: dict[str, float], name: str, since: float) -> float:
+    now = time.perf_counter()
+    steps[name] = now - since
+    return now

@@ -1,0 +1,99 @@
+"""A lane assembled from its config: store, keys, reader, gate I/O, forwarder, and the lane itself.
+
+The hardware is injected (a reader, a pin factory) so that tests, the demo and the bench build the very
+same lane as `selfcheckout gate run` on a Pi, with stand-ins where the hardware would be.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from drivers.gate_io import GateIO
+from gate.config import LaneConfig
+from gate.forwarder import Forwarder
+from gate.lane import Lane, LaneTimings, ReaderLike
+from gate.legality import GateIdentity, Policy
+from gate.notify import Notifier
+from gate.protocol.keys import TrustedKeys, read_secret_key
+from gate.store import GateStore
+
+
+@dataclass
+class LaneService:
+    """Everything one running lane holds open; closed in reverse order by open_lane."""
+
+    config: LaneConfig
+    store: GateStore
+    io: GateIO
+    reader: ReaderLike
+    lane: Lane
+    forwarder: Forwarder | None
+
+    def health(self) -> dict[str, Any]:
+        reader_health = getattr(self.reader, "health", None)
+        return {
+            "lane": self.lane.health(),
+            "gate_io": self.io.health(),
+            "reader": reader_health() if reader_health else None,
+            "forwarder": self.forwarder.status() if self.forwarder else None,
+            "backlog": dataclasses.asdict(self.store.outbox_backlog()),
+        }
+
+
+def pcsc_reader(config: LaneConfig) -> Any:
+    """The real reader; pyscard is imported only here, so a machine without it can run the demo."""
+    from drivers.nfc_pcsc import PhoneReader
+
+    return PhoneReader(config.reader.name_pattern, exchange_timeout_ms=config.reader.exchange_timeout_ms)
+
+
+@contextlib.contextmanager
+def open_lane(
+    config: LaneConfig,
+    *,
+    reader: ReaderLike | None = None,
+    pin_factory: Any = None,
+    notifier: Notifier | None = None,
+    forward: bool = True,
+    **lane_overrides: Any,
+) -> Iterator[LaneService]:
+    """Open every part of a lane; the gate I/O starts locked, and is left to its wiring on the way out."""
+    gate_key = read_secret_key(config.lane.gate_key_file)
+    trusted = TrustedKeys.from_files(config.payments.public_key_files)
+    t = config.timings
+    with contextlib.ExitStack() as stack:
+        store = stack.enter_context(GateStore(config.lane.database))
+        io = stack.enter_context(
+            GateIO(
+                **dataclasses.asdict(config.gpio),
+                door_fault_ms=t.door_fault_ms,
+                beam_blocked_fault_s=t.beam_blocked_fault_s,
+                pin_factory=pin_factory,
+            )
+        )
+        if reader is None:
+            reader = stack.enter_context(pcsc_reader(config))
+        forwarder = stack.enter_context(Forwarder.from_config(config, store)) if forward else None
+        lane = Lane(
+            gate=GateIdentity.from_config(config),
+            policy=Policy.from_config(config),
+            trusted=trusted,
+            gate_key=gate_key,
+            store=store,
+            reader=reader,
+            gate_io=io,
+            timings=LaneTimings(
+                t.open_timeout_s, t.close_after_passage_ms / 1000, t.denied_display_ms / 1000
+            ),
+            notifier=notifier,
+            on_commit=forwarder.notify if forwarder else None,
+            **lane_overrides,
+        )
+        stack.callback(lane.close)
+        if forwarder is not None:
+            forwarder.start()
+        yield LaneService(config, store, io, reader, lane, forwarder)
