@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import base64
 import logging
+import os
 import random
 import threading
 import time
@@ -111,7 +112,7 @@ class Forwarder:
         self.idle_poll_s = idle_poll_s
         self.rng = rng or random.Random()
         self.clock = clock
-        self.session = session or requests.Session()
+        self.session = session or _environment_session(self.url)
         self.last_error = ""
         self.last_sync: SyncResult | None = None
         self.last_sync_error = ""
@@ -301,6 +302,17 @@ class Forwarder:
             "feed_version": self.store.feed_version(),
             "last_sync_error": self.last_sync_error,
         }
+
+
+def _environment_session(url: str) -> requests.Session:
+    """Proxy and CA settings of the environment, read once rather than on every request."""
+    session = requests.Session()
+    session.proxies.update(requests.utils.get_environ_proxies(url))
+    bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
+    if bundle:
+        session.verify = bundle
+    session.trust_env = False
+    return session
 
 
 def _error_of(response: requests.Response) -> tuple[str, str]:

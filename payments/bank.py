@@ -12,6 +12,7 @@ minor units throughout.
 from __future__ import annotations
 
 import base64
+import os
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -58,6 +59,17 @@ class BankConnector(Protocol):
         """Free connections."""
 
 
+def environment_session(url: str) -> requests.Session:
+    """A session with the proxy and CA settings of the environment read once, not on every request."""
+    session = requests.Session()
+    session.proxies.update(requests.utils.get_environ_proxies(url))
+    bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
+    if bundle:
+        session.verify = bundle
+    session.trust_env = False
+    return session
+
+
 class HttpBank:
     """A BankConnector for the simulated bank's HTTP API (or any bank that speaks it)."""
 
@@ -70,7 +82,7 @@ class HttpBank:
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.timeout_s = timeout_s
-        self._session = session or requests.Session()
+        self._session = session or environment_session(self.base_url)
 
     def place_hold(self, reference: str, account: str, amount: int, currency: str) -> None:
         self._call("PUT", f"/holds/{reference}", {"account": account, "amount": amount, "currency": currency})

@@ -188,8 +188,15 @@ def open_database(path: str | Path) -> Database:
     return db
 
 
+def rows(db: Database, sql: str, params: Any = ()) -> list[dict[str, Any]]:
+    """The rows of a SELECT as dicts, straight from the connection (no savepoint around a read)."""
+    cursor = db.conn.execute(sql, params)
+    names = [d[0] for d in cursor.description]
+    return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+
 def read_settings(db: Database) -> dict[str, str]:
-    return {r["name"]: r["value"] for r in db.query("select name, value from settings")}
+    return {r["name"]: r["value"] for r in rows(db, "select name, value from settings")}
 
 
 class Store:
@@ -226,9 +233,9 @@ class Store:
 
     def one(self, sql: str, params: Any = ()) -> dict[str, Any] | None:
         with self._lock:
-            rows = list(self.db.query(sql, params))
-        return rows[0] if rows else None
+            found = rows(self.db, sql, params)
+        return found[0] if found else None
 
     def all(self, sql: str, params: Any = ()) -> list[dict[str, Any]]:
         with self._lock:
-            return list(self.db.query(sql, params))
+            return rows(self.db, sql, params)

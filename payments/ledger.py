@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from payments.db import Store
+from payments.db import Store, rows
 
 OPEN_REASONS = {
     "awaiting_charge": "voucher issued, no charge yet; swept after expiry plus the grace time",
@@ -32,9 +32,9 @@ def reconcile(store: Store) -> dict[str, Any]:
     with store.read() as db:
 
         def scalar(sql: str, params: Any = ()) -> int:
-            return next(iter(db.query(sql, params)))["v"] or 0
+            return next(iter(rows(db, sql, params)))["v"] or 0
 
-        sums = db.query("select kind, sum(amount) total from entries group by kind")
+        sums = rows(db, "select kind, sum(amount) total from entries group by kind")
         journal = {r["kind"]: r["total"] for r in sums}
 
         def j(kind: str) -> int:
@@ -42,19 +42,21 @@ def reconcile(store: Store) -> dict[str, Any]:
 
         charges = next(
             iter(
-                db.query(
+                rows(
+                    db,
                     "select count(*) n, coalesce(sum(amount), 0) amount,"
                     " coalesce(sum(stored_value), 0) sv, coalesce(sum(bank), 0) bank,"
                     " coalesce(sum(case when state = 'settled' then debt else 0 end), 0) debt,"
                     " coalesce(sum(state = 'settled'), 0) settled,"
                     " coalesce(sum(case when state = 'settled' then amount else 0 end), 0) settled_amount"
-                    " from charges"
+                    " from charges",
                 )
             )
         )
         pending = [
             {"charge": r["charge"], "state": r["state"], "amount": r["amount"], "last_error": r["last_error"]}
-            for r in db.query(
+            for r in rows(
+                db,
                 "select charge, state, amount, last_error from charges where state != 'settled' limit ?",
                 [MAX_LISTED],
             )
@@ -64,31 +66,35 @@ def reconcile(store: Store) -> dict[str, Any]:
         )
         shoppers = next(
             iter(
-                db.query(
+                rows(
+                    db,
                     "select coalesce(sum(balance), 0) balance, coalesce(sum(reserved), 0) reserved,"
-                    " coalesce(sum(debt), 0) debt from shoppers"
+                    " coalesce(sum(debt), 0) debt from shoppers",
                 )
             )
         )
         debts = next(
             iter(
-                db.query(
+                rows(
+                    db,
                     "select coalesce(sum(amount), 0) amount, coalesce(sum(repaid), 0) repaid,"
-                    " coalesce(sum(paid is null), 0) open from debts"
+                    " coalesce(sum(paid is null), 0) open from debts",
                 )
             )
         )
         holds = {
             r["state"]: r
-            for r in db.query(
+            for r in rows(
+                db,
                 "select state, count(*) n, sum(stored_value) sv, sum(bank) bank,"
                 " sum(sv_captured + bank_captured) captured, sum(sv_released + bank_released) released"
-                " from holds group by state"
+                " from holds group by state",
             )
         }
         unaccounted = [
             r["hold"]
-            for r in db.query(
+            for r in rows(
+                db,
                 "select hold from holds where (state = 'closed'"
                 " and (sv_captured + sv_released != stored_value or bank_captured + bank_released != bank))"
                 " or (state = 'failed'"
@@ -104,7 +110,8 @@ def reconcile(store: Store) -> dict[str, Any]:
                 "explanation": OPEN_REASONS.get(r["reason"] or "", "no reason recorded"),
                 "expires": r["expires"],
             }
-            for r in db.query(
+            for r in rows(
+                db,
                 "select hold, state, reason, expires from holds"
                 " where state in ('placing', 'open', 'releasing') order by issued limit ?",
                 [MAX_LISTED],
@@ -112,9 +119,10 @@ def reconcile(store: Store) -> dict[str, Any]:
         ]
         open_reasons = {
             r["reason"] or "none": r["n"]
-            for r in db.query(
+            for r in rows(
+                db,
                 "select reason, count(*) n from holds where state in ('placing', 'open', 'releasing')"
-                " group by reason"
+                " group by reason",
             )
         }
         still_reserved = scalar(

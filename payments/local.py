@@ -141,6 +141,13 @@ def make_exit(
     return gate.charge(challenge, voucher, signed_list, shopper.answer(challenge, signed_list), now)
 
 
+def _direct_session() -> requests.Session:
+    """A session that ignores proxy variables: everything here is on 127.0.0.1 (and it is faster)."""
+    session = requests.Session()
+    session.trust_env = False
+    return session
+
+
 class LocalBank:
     """The simulated bank served on a real port."""
 
@@ -184,7 +191,7 @@ class LocalStack:
         self.store_id = system.config.store_id
         self.currency = system.config.currency
         self.key = system.key
-        self.http = requests.Session()
+        self.http = _direct_session()
         self.http.headers["Authorization"] = f"Bearer {admin_token}"
 
     @classmethod
@@ -207,7 +214,7 @@ class LocalStack:
             store_id=store_id,
             currency=currency,
             key=key or SigningKey.generate(),
-            bank=HttpBank(bank.url, timeout_s=bank_timeout_s),
+            bank=HttpBank(bank.url, timeout_s=bank_timeout_s, session=_direct_session()),
             admin_token=os.urandom(16).hex(),
             clock=clock,
             **settings,

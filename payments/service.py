@@ -40,7 +40,7 @@ from gate.protocol.documents import (
 )
 from gate.protocol.keys import SigningKey, TrustedKeys, check_public_key, key_id
 from payments.bank import BankConnector, Evidence
-from payments.db import Store, read_settings
+from payments.db import Store, read_settings, rows
 from payments.documents import MAX_CONSUMED, MAX_PRICES, GateFeed, PriceEntry
 from payments.errors import (
     BadRequest,
@@ -136,7 +136,7 @@ class PaymentSystem:
             found = read_settings(db)
             for name, value in wanted.items():
                 if name not in found:
-                    db["settings"].insert({"name": name, "value": value})
+                    _insert(db, "settings", {"name": name, "value": value})
         wrong = [(n, found[n], v) for n, v in wanted.items() if n in found and found[n] != v]
         if wrong:
             self.store.close()
@@ -187,7 +187,9 @@ class PaymentSystem:
                         f"shopper {shopper} is enrolled with another key or account", code="enrolled"
                     )
                 return False, self._shopper_view(db, shopper)
-            db["shoppers"].insert(
+            _insert(
+                db,
+                "shoppers",
                 {
                     "shopper": shopper,
                     "public_key": public_key,
@@ -198,7 +200,7 @@ class PaymentSystem:
                     "reserved": 0,
                     "debt": 0,
                     "created": self.now(),
-                }
+                },
             )
             return True, self._shopper_view(db, shopper)
 
@@ -240,8 +242,10 @@ class PaymentSystem:
                 raise NotFound(f"no shopper {shopper}")
             repay = min(amount, row["debt"])
             left = repay
-            for debt in db.query(
-                "select * from debts where shopper = ? and paid is null order by created, charge", [shopper]
+            for debt in rows(
+                db,
+                "select * from debts where shopper = ? and paid is null order by created, charge",
+                [shopper],
             ):
                 if left == 0:
                     break
@@ -256,14 +260,16 @@ class PaymentSystem:
                 "update shoppers set balance = balance + ?, debt = debt - ? where shopper = ?",
                 [amount - repay, repay, shopper],
             )
-            db["top_ups"].insert(
+            _insert(
+                db,
+                "top_ups",
                 {
                     "reference": reference,
                     "shopper": shopper,
                     "amount": amount,
                     "debt_repaid": repay,
                     "at": now,
-                }
+                },
             )
             _entry(db, now, "topup", amount, shopper=shopper, ref=reference)
             if repay:
@@ -336,7 +342,7 @@ class PaymentSystem:
         with self.store.tx() as db:
             for entry in entries:
                 version = _feed(db, "price", entry.code, self.now())
-                db["prices"].insert({"version": version, **entry.to_map()})
+                _insert(db, "prices", {"version": version, **entry.to_map()})
             return _latest(db)
 
     # -- holds (claims 3 and 9) -----------------------------------------------------------------------
@@ -395,7 +401,9 @@ class PaymentSystem:
                     f"stored value covers {stored_value} of {req.estimate} and no bank account is bound",
                     code="insufficient_funds",
                 )
-            db["holds"].insert(
+            _insert(
+                db,
+                "holds",
                 {
                     "hold": hold_hex,
                     "request": request_hex,
@@ -408,7 +416,7 @@ class PaymentSystem:
                     "state": "placing",
                     "reason": "placing",
                     "issued": now,
-                }
+                },
             )
             if stored_value:
                 db.execute(
@@ -616,7 +624,9 @@ class PaymentSystem:
                     hold=hold_hex,
                     charge=charge_hex,
                 )
-            db["charges"].insert(
+            _insert(
+                db,
+                "charges",
                 {
                     "charge": charge_hex,
                     "body": raw,
@@ -636,7 +646,7 @@ class PaymentSystem:
                     "bank_ref": "",
                     "debt": amount - stored_value - bank,
                     "released": 0,
-                }
+                },
             )
             if _one(db, "select 1 from feed_log where kind = 'consumed' and key = ?", [hold_hex]) is None:
                 _feed(db, "consumed", hold_hex, now)
@@ -734,7 +744,9 @@ class PaymentSystem:
                     hold["bank"] - hold["bank_captured"]
                 )
             if row["debt"]:
-                db["debts"].insert(
+                _insert(
+                    db,
+                    "debts",
                     {
                         "charge": charge_hex,
                         "shopper": row["shopper"],
@@ -742,7 +754,7 @@ class PaymentSystem:
                         "amount": row["debt"],
                         "repaid": 0,
                         "created": now,
-                    }
+                    },
                 )
                 db.execute(
                     "update shoppers set debt = debt + ? where shopper = ?", [row["debt"], row["shopper"]]
@@ -814,11 +826,11 @@ class PaymentSystem:
         for kind, key in (("shopper", shopper), ("hold", hold_hex)):
             if _one(db, "select 1 from deny where kind = ? and key = ?", [kind, key]) is None:
                 version = _feed(db, "deny_" + kind, key, now)
-                db["deny"].insert({"kind": kind, "key": key, "reason": "debt", "since": version})
+                _insert(db, "deny", {"kind": kind, "key": key, "reason": "debt", "since": version})
 
     def _allow(self, db: Any, shopper: str, now: int) -> None:
         """All of a shopper's debts are paid: take them and their debt holds off the deny list."""
-        holds = [r["hold"] for r in db.query("select distinct hold from debts where shopper = ?", [shopper])]
+        holds = [r["hold"] for r in rows(db, "select distinct hold from debts where shopper = ?", [shopper])]
         for kind, key in [("shopper", shopper)] + [("hold", h) for h in holds]:
             if _one(db, "select 1 from deny where kind = ? and key = ?", [kind, key]) is not None:
                 db.execute("delete from deny where kind = ? and key = ?", [kind, key])
@@ -835,25 +847,26 @@ class PaymentSystem:
                     code="feed_ahead",
                 )
             deny_holds = sorted(
-                bytes.fromhex(r["key"]) for r in db.query("select key from deny where kind = 'hold'")
+                bytes.fromhex(r["key"]) for r in rows(db, "select key from deny where kind = 'hold'")
             )
-            deny_shoppers = sorted(r["key"] for r in db.query("select key from deny where kind = 'shopper'"))
+            deny_shoppers = sorted(r["key"] for r in rows(db, "select key from deny where kind = 'shopper'"))
             budget = FEED_PAGE_BYTES - 20 * len(deny_holds) - 70 * len(deny_shoppers)
             if budget < 8_000:
                 raise PaymentsError("the deny list is too long for one feed page", code="feed_too_large")
             consumed: list[bytes] = []
             prices: list[PriceEntry] = []
             version = since
-            rows = list(
-                db.query(
+            changes = list(
+                rows(
+                    db,
                     "select f.version, f.kind, f.key, p.name, p.category, p.unit, p.price, p.currency,"
                     " p.valid_from from feed_log f left join prices p on p.version = f.version"
                     " where f.version > ? order by f.version limit ?",
                     [since, FEED_PAGE_ROWS],
                 )
             )
-            complete = len(rows) < FEED_PAGE_ROWS
-            for row in rows:
+            complete = len(changes) < FEED_PAGE_ROWS
+            for row in changes:
                 if row["kind"] == "consumed":
                     if len(consumed) == MAX_CONSUMED or budget < 20:
                         complete = False
@@ -988,12 +1001,19 @@ def _check(pattern: re.Pattern[str], value: Any, what: str) -> None:
 
 
 def _one(db: Any, sql: str, params: Any) -> dict[str, Any] | None:
-    rows = list(db.query(sql, params))
-    return rows[0] if rows else None
+    found = rows(db, sql, params)
+    return found[0] if found else None
+
+
+def _insert(db: Any, table: str, row: dict[str, Any]) -> None:
+    """One row, by plain SQL (the hot path: sqlite-utils' insert re-reads the table's schema each time)."""
+    columns = ", ".join(row)
+    marks = ", ".join("?" * len(row))
+    db.execute(f"INSERT INTO {table} ({columns}) VALUES ({marks})", list(row.values()))
 
 
 def _entry(db: Any, at: int, kind: str, amount: int, **refs: str | None) -> None:
-    db["entries"].insert({"at": at, "kind": kind, "amount": amount, **refs})
+    _insert(db, "entries", {"at": at, "kind": kind, "amount": amount, **refs})
 
 
 def _feed(db: Any, kind: str, key: str, at: int) -> int:

@@ -1,54 +1,50 @@
-"""Serving the payment system and the simulated bank: waitress in production, a thread for tests and demos.
+"""Serving the payment system and the simulated bank with waitress: in the foreground for the commands, in
+a background thread for tests, benchmarks and demos.
 
-`ServerThread` runs any WSGI app on a real TCP port in a background thread (werkzeug's threaded server),
-so tests, benchmarks and the demo talk HTTP to the same code a store runs; it is a context manager and
-`close()` stops it, cuts the connections still open and frees the port.
+`ServerThread` runs any WSGI app on a real TCP port (port 0 picks a free one) with the same server a store
+runs (waitress: keep-alive connections, a pool of worker threads). It is a context manager; `close()`
+stops it, cuts the connections still open (so a keep-alive client sees the server gone, as after a
+crash) and frees the port.
 """
 
 from __future__ import annotations
 
-import contextlib
-import socket
 import threading
 from typing import Any
 
-from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
-
-
-class _Handler(WSGIRequestHandler):
-    """No request log lines; every open connection known to the server, so close() can cut them all."""
-
-    def setup(self) -> None:
-        super().setup()
-        with self.server.connections_lock:  # type: ignore[attr-defined]
-            self.server.connections.add(self.connection)  # type: ignore[attr-defined]
-
-    def finish(self) -> None:
-        with self.server.connections_lock:  # type: ignore[attr-defined]
-            self.server.connections.discard(self.connection)  # type: ignore[attr-defined]
-        super().finish()
-
-    def log_request(self, *args: Any, **kwargs: Any) -> None:
-        pass
+import waitress
+from waitress import wasyncore
 
 
 class ServerThread:
-    """A WSGI app served on host:port (port 0 picks a free one) until close()."""
+    """A WSGI app served on host:port until close()."""
 
-    def __init__(self, app: Any, host: str = "127.0.0.1", port: int = 0) -> None:
-        self._server: BaseWSGIServer = make_server(host, port, app, threaded=True, request_handler=_Handler)
-        self._server.daemon_threads = True
-        self._server.connections = set()  # type: ignore[attr-defined]
-        self._server.connections_lock = threading.Lock()  # type: ignore[attr-defined]
+    def __init__(self, app: Any, host: str = "127.0.0.1", port: int = 0, *, threads: int = 8) -> None:
         self.app = app
         self.host = host
-        self.port = self._server.server_port
-        self.url = f"http://{host}:{self.port}"
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        self._server = waitress.create_server(
+            app,
+            host=host,
+            port=port,
+            threads=threads,
+            ident="selfcheckout",
+            clear_untrusted_proxy_headers=True,
         )
-        self._thread.start()
+        self.port = int(self._server.effective_port)  # type: ignore[union-attr]
+        self.url = f"http://{host}:{self.port}"
+        self._stop = threading.Event()
         self._closed = False
+        self._thread = threading.Thread(target=self._serve, name=f"server-{self.port}", daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        socket_map = self._server._map  # type: ignore[union-attr]
+        try:
+            while not self._stop.is_set():
+                wasyncore.loop(timeout=0.05, map=socket_map, count=1)
+        finally:  # in this thread, so no channel is closed under the loop's feet
+            self._server.task_dispatcher.shutdown()  # type: ignore[union-attr]
+            wasyncore.close_all(socket_map)
 
     @property
     def closed(self) -> bool:
@@ -58,14 +54,8 @@ class ServerThread:
         if self._closed:
             return
         self._closed = True
-        self._server.shutdown()
-        self._server.server_close()
-        with self._server.connections_lock:  # type: ignore[attr-defined]
-            open_connections = list(self._server.connections)  # type: ignore[attr-defined]
-        for connection in open_connections:  # keep-alive clients: the server is gone for them too
-            with contextlib.suppress(OSError):
-                connection.shutdown(socket.SHUT_RDWR)
-        self._thread.join(timeout=5)
+        self._stop.set()
+        self._thread.join(timeout=10)
 
     def __enter__(self) -> ServerThread:
         return self
@@ -76,6 +66,4 @@ class ServerThread:
 
 def serve(app: Any, host: str, port: int, *, threads: int = 8) -> None:
     """Serve app with waitress until interrupted (the `run` and `bank` commands)."""
-    import waitress
-
-    waitress.serve(app, host=host, port=port, threads=threads, ident="selfcheckout-payments")
+    waitress.serve(app, host=host, port=port, threads=threads, ident="selfcheckout")
