@@ -141,10 +141,12 @@ def gate_keygen(path: Path, force: bool) -> None:
 
 
 def _add_package_groups() -> None:
+    from gate.demo import demo_command
     from gate.lane_cli import events_command, run_command
 
     gate.add_command(run_command)
     gate.add_command(events_command)
+    main.add_command(demo_command)
     from payments.cli import group as payments_group
     from phone.cli import phone_group
 

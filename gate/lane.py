@@ -169,6 +169,7 @@ class Lane:
         self._io_thread: threading.Thread | None = None
         self._stop = threading.Event()
         self.last_turn = monotonic()
+        self.last_outcome: TapOutcome | None = None  # the panel's "last tap"
         self.io.secure()
         self.io.lights()
 
@@ -365,6 +366,8 @@ class Lane:
         if session is not None:
             with session:
                 outcome = self.serve(session)
+            if outcome is not None:
+                self.last_outcome = outcome
         self._tick()
         self._save_events()
         self.last_turn = self.monotonic()

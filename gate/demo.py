@@ -1,0 +1,495 @@
+"""`make demo`: the whole store on one machine, with scripted shoppers and a timeline anyone can read.
+
+Real pieces throughout: the simulated bank and the payment system on their own HTTP ports, a lane built by
+the same `open_lane` as on a Pi (gpiozero's MockFactory for the pins, the in-process NFC transport for the
+phone, or pcscd + vpcd with --vpcd), the reference phone (`phone.Phone`) on state folders, and the lane's
+forwarder settling charges over HTTP. Nothing is faked: every verdict below is the legality check's.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import tempfile
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import click
+from gpiozero.pins.mock import MockFactory
+
+from drivers.nfc_inprocess import InProcessReader
+from gate import config as lane_config
+from gate.protocol.commands import INS_CHALLENGE
+from gate.protocol.documents import ExitReceipt, Signed, open_signed, sign
+from gate.protocol.keys import SigningKey, write_public_key, write_secret_key
+from gate.service import LaneService, open_lane
+from payments.local import LocalStack
+from phone.card import ExitCard
+from phone.errors import PhoneError
+from phone.money import format_amount
+from phone.terminal import Phone
+
+CURRENCY = "EUR"
+PRODUCTS = (  # code, name, category, unit, price (minor units; per kg for "kg")
+    ("4006381333931", "Stabilo pen", "stationery", "each", 129),
+    ("8712345678906", "Milk 1 l", "dairy", "each", 119),
+    ("5000112637922", "Cola 1.5 l", "drinks", "each", 189),
+    ("7622210449283", "Chocolate bar", "sweets", "each", 249),
+    ("5012345678900", "Single malt", "age-restricted", "each", 3499),
+    ("9780201379624", "Paperback", "books", "each", 1299),
+    ("2100231000003", "Gouda (per kg)", "cheese", "kg", 1590),
+)
+GOUDA_412G = "2100231004124"  # weight-embedded EAN-13: item 00231, 412 g
+
+
+def lane_config_text(*, database: Path, gate_key: Path, ps_key: Path, ps_url: str) -> str:
+    """The example config with this machine's paths and the demo's short timings."""
+    text = (Path(__file__).resolve().parent.parent / "config" / "lane.example.toml").read_text()
+    replacements = {
+        'database = "gate.db"': f'database = "{database}"',
+        'gate_key_file = "keys/gate.key"': f'gate_key_file = "{gate_key}"',
+        'public_key_files = ["keys/ps.pub"]': f'public_key_files = ["{ps_key}"]',
+        'url = "http://127.0.0.1:8600"': f'url = "{ps_url}"',
+        "open_timeout_s = 8.0": "open_timeout_s = 2.0",
+        "denied_display_ms = 1500": "denied_display_ms = 100",
+        "backoff_base_ms = 500": "backoff_base_ms = 50",
+        "backoff_cap_ms = 60000": "backoff_cap_ms = 400",
+        "sync_interval_s = 60.0": "sync_interval_s = 1.0",
+    }
+    for old, new in replacements.items():
+        if old not in text:
+            raise RuntimeError(f"config/lane.example.toml no longer has {old!r}")
+        text = text.replace(old, new)
+    return text
+
+
+@dataclass
+class Timeline:
+    """Prints who did what, with the time since the store opened."""
+
+    echo: Callable[[str], None]
+    started: float = field(default_factory=time.monotonic)
+
+    def __call__(self, actor: str, message: str) -> None:
+        self.echo(f"[{time.monotonic() - self.started:7.3f}s] {actor:<9} {message}")
+
+    def section(self, title: str) -> None:
+        self.echo(f"\n== {title}")
+
+
+@dataclass
+class Tally:
+    verdicts: Counter[str] = field(default_factory=Counter)
+    denials: Counter[str] = field(default_factory=Counter)
+    passed_amount: int = 0
+
+
+class Store:
+    """The running store: payment system, bank, one lane, and helpers to walk shoppers through it."""
+
+    def __init__(
+        self,
+        folder: Path,
+        stack: LocalStack,
+        service: LaneService,
+        reader: Any,
+        pins: MockFactory,
+        say: Timeline,
+    ) -> None:
+        self.folder = folder
+        self.stack = stack
+        self.service = service
+        self.reader = reader
+        self.pins = pins
+        self.say = say
+        self.tally = Tally()
+        cfg = service.config
+        self.beam = pins.pin(cfg.gpio.beam_pin)
+        self.fire = pins.pin(cfg.gpio.fire_alarm_pin)
+
+    def money(self, amount: int) -> str:
+        return format_amount(amount, CURRENCY)
+
+    def shopper(self, name: str, *, top_up: int, estimate: int) -> Phone:
+        phone = Phone.init(self.folder / "phones" / name)
+        phone.enrol(
+            self.stack.url,
+            name,
+            bank_account=f"DE-{name.upper()}",
+            token=self.stack.admin_token,
+            gs1=self.service.config.barcodes.gs1,
+        )
+        if top_up:
+            self.stack.top_up(name, top_up)
+        voucher = phone.request_hold(estimate)
+        self.say(
+            name,
+            f"enrolled; hold of {self.money(voucher.amount)} = {self.money(voucher.stored_value)} "
+            f"stored value + {self.money(voucher.bank)} at the bank",
+        )
+        return phone
+
+    def shop(self, phone: Phone, name: str, codes: list[str]) -> None:
+        for code in codes:
+            result = phone.scan(code)
+            self.say(
+                name,
+                f"scans {result.product.name:<15} {self.money(result.line.total):>9}   total "
+                f"{self.money(result.total)} of {self.money(result.hold_amount)}"
+                + ("; goes on" if result.remaining >= 0 else "; over the hold!"),
+            )
+
+    def tap(
+        self, name: str, card: ExitCard, *, walk_through: bool = True, handler: Any = None
+    ) -> Signed[ExitReceipt] | None:
+        """Put the phone on the reader until the gate answered; then walk through if it opened."""
+        self.reader.place(handler or card)
+        got = card.wait(5.0)
+        self.reader.lift()
+        receipt = card.receipt
+        if not got or receipt is None:
+            self.say(name, f"no receipt from the gate ({card.refused or 'timeout'})")
+            return None
+        doc = receipt.doc
+        self.tally.verdicts[doc.verdict] += 1
+        self._wait(lambda: self._last_receipt() == receipt.encode(), 2.0)
+        outcome = self.service.lane.last_outcome
+        steps = ""
+        if outcome is not None and outcome.receipt == receipt.encode():
+            steps = " (" + ", ".join(f"{k} {v * 1000:.1f} ms" for k, v in outcome.timings.items()) + ")"
+        if doc.verdict == "pass":
+            self.tally.passed_amount += doc.total
+        for code in doc.reasons:
+            self.tally.denials[code] += 1
+        reasons = f": {', '.join(doc.reasons)}" if doc.reasons else ""
+        self.say("gate", f"{name}'s phone: {doc.verdict.upper()}{reasons}{steps}")
+        self.say(name, f"phone verified the gate's signed receipt ({doc.verdict})")
+        if doc.verdict == "pass" and walk_through and self.service.lane.state == "open":
+            self.beam.drive_high()
+            time.sleep(0.05)
+            self.beam.drive_low()
+            self._wait(lambda: self.service.lane.state == "idle", 3.0)
+            self.say("gate", f"{name} walked through; gate secured")
+        return receipt
+
+    def _last_receipt(self) -> bytes | None:
+        outcome = self.service.lane.last_outcome
+        return outcome.receipt if outcome else None
+
+    def settle(self, timeout_s: float = 15.0) -> None:
+        if self.service.forwarder is not None:
+            self.service.forwarder.notify()
+        self._wait(lambda: self.service.store.outbox_backlog().count == 0, timeout_s)
+
+    @staticmethod
+    def _wait(ready: Callable[[], bool], timeout_s: float) -> bool:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if ready():
+                return True
+            time.sleep(0.02)
+        return ready()
+
+    def notice(self, phone: Phone, name: str) -> None:
+        notice = None
+        self._wait(lambda: phone.fetch_notice() is not None, 10.0)
+        notice = phone.fetch_notice()
+        if notice is None:
+            self.say(name, "no deduction notice yet")
+            return
+        ref = f" (ref {notice.bank_ref})" if notice.bank_ref else ""
+        self.say(
+            name,
+            f"deduction notice verified: {self.money(notice.total)} = "
+            f"{self.money(notice.stored_value)} stored value + {self.money(notice.bank)} bank{ref}; "
+            f"{self.money(notice.released)} of the hold released",
+        )
+
+
+class ReplayCard:
+    """An attacker's phone: answers any challenge with a presentation recorded from someone else's tap."""
+
+    def __init__(self, recorded: bytes) -> None:
+        self.recorded = recorded
+
+    def handle(self, ins: int, p1: int, p2: int, data: bytes) -> bytes:
+        return self.recorded if ins == INS_CHALLENGE else b""
+
+
+class Eavesdropper:
+    """Sits between a phone and the reader and records what the phone presented, as a skimmer would."""
+
+    def __init__(self, card: ExitCard) -> None:
+        self.card = card
+        self.presented = b""
+
+    def handle(self, ins: int, p1: int, p2: int, data: bytes) -> bytes:
+        answer = self.card.handle(ins, p1, p2, data)
+        if ins == INS_CHALLENGE:
+            self.presented = answer
+        return answer
+
+
+@contextmanager
+def open_store(folder: Path, say: Timeline, *, vpcd: bool = False) -> Iterator[Store]:
+    with ExitStack() as stack:
+        ps = stack.enter_context(LocalStack.start(folder, currency=CURRENCY))
+        say("store", f"bank at {ps.bank.url}, payment system at {ps.url} (store {ps.store_id})")
+        items = [
+            {
+                "code": c,
+                "name": n,
+                "category": cat,
+                "unit": u,
+                "price": p,
+                "valid_from": int(time.time()) - 60,
+            }
+            for c, n, cat, u, p in PRODUCTS
+        ]
+        version = ps.admin("POST", "/v1/catalog/prices", json={"items": items})["version"]
+        say("store", f"catalog of {len(items)} products published (feed version {version})")
+        keys = folder / "keys"
+        gate_key = SigningKey.generate()
+        write_secret_key(keys / "gate.key", gate_key)
+        write_public_key(keys / "ps.pub", ps.key.public_key)
+        ps.admin("POST", "/v1/gates", json={"gate": "gate-01", "public_key": gate_key.public_key.hex()})
+        (folder / "lane.toml").write_text(
+            lane_config_text(
+                database=folder / "gate.db", gate_key=keys / "gate.key", ps_key=keys / "ps.pub", ps_url=ps.url
+            )
+        )
+        cfg = lane_config.load(folder / "lane.toml")
+        pins = MockFactory()
+        if vpcd:
+            reader = None  # open_lane opens the PC/SC reader named in the config
+            cfg = dataclasses.replace(
+                cfg, reader=dataclasses.replace(cfg.reader, name_pattern="Virtual PCD 00 00")
+            )
+        else:
+            reader = stack.enter_context(InProcessReader())
+        service = stack.enter_context(open_lane(cfg, reader=reader, pin_factory=pins))
+        result = service.forwarder.sync_once() if service.forwarder else None
+        say(
+            "gate",
+            f"gate-01 up ({cfg.gpio.fail_mode}, locked); enrolled at the payment system with key "
+            f"{gate_key.key_id}; catalog synced{f' to version {result.version}' if result else ''}",
+        )
+        stop = threading.Event()
+        thread = threading.Thread(target=service.lane.run, args=(stop, 0.05), name="lane", daemon=True)
+        thread.start()
+        stack.callback(thread.join, 5)
+        stack.callback(stop.set)
+        yield Store(folder, ps, service, service.reader, pins, say)
+
+
+def scenarios(s: Store) -> None:
+    say = s.say
+    say.section(
+        "1. A normal exit: the gate opens at once, the charge settles later (stored value, then bank)"
+    )
+    alice = s.shopper("alice", top_up=500, estimate=3000)
+    s.shop(alice, "alice", ["4006381333931", "8712345678906", GOUDA_412G, "7622210449283"])
+    signed = alice.confirm()
+    say("alice", f"confirms and signs the list ({len(signed.doc.items)} lines, {s.money(signed.doc.total)})")
+    skimmer = Eavesdropper(alice.card())
+    s.tap("alice", skimmer.card, handler=skimmer)
+    s.settle()
+    say("forwarder", "alice's charge forwarded and settled")
+    s.notice(alice, "alice")
+
+    say.section("2. A tampered list: a price lowered after signing")
+    mallory = s.shopper("mallory", top_up=0, estimate=2000)
+    s.shop(mallory, "mallory", ["9780201379624"])
+    good = mallory.confirm()
+    cheaper = dataclasses.replace(good.doc.items[0], unit_price=99, line_total=99)
+    forged_doc = dataclasses.replace(good.doc, items=(cheaper,), total=99)
+    forged = Signed(good.type, good.kid, forged_doc.encode(), good.sig, forged_doc)
+    say("mallory", f"edits the signed list: {s.money(good.doc.total)} -> {s.money(forged_doc.total)}")
+    s.tap("mallory", ExitCard(mallory.key, mallory.visit().voucher, forged, mallory.profile.trusted_gates()))
+
+    say.section("3. A total over the hold")
+    bob = s.shopper("bob", top_up=0, estimate=500)
+    s.shop(bob, "bob", ["5000112637922", "7622210449283", "4006381333931"])
+    try:
+        bob.confirm()
+    except PhoneError as exc:
+        say("bob", f"phone refuses to sign: {exc}")
+    visit = bob.visit()
+    over = sign(
+        visit.basket.shopping_list(
+            hold=visit.voucher.doc.hold, store=visit.voucher.doc.store, created=bob.now()
+        ),
+        bob.key,
+    )
+    total, hold = s.money(over.doc.total), s.money(visit.voucher.doc.amount)
+    say("bob", f"a modified app signs it anyway ({total} against {hold})")
+    s.tap("bob", ExitCard(bob.key, visit.voucher, over, bob.profile.trusted_gates()))
+
+    say.section("4. A replayed presentation: alice's recorded tap, played back by another phone")
+    replay = ReplayCard(skimmer.presented)
+    replay_card = _ReceiptCatcher(replay)
+    s.reader.place(replay_card)
+    replay_card.wait(5.0)
+    s.reader.lift()
+    if replay_card.receipt is not None:
+        doc = replay_card.receipt
+        s.tally.verdicts[doc.verdict] += 1
+        for code in doc.reasons:
+            s.tally.denials[code] += 1
+        say("gate", f"replayed presentation: {doc.verdict.upper()}: {', '.join(doc.reasons)}")
+
+    say.section("5. The payment system goes offline; shoppers keep leaving")
+    carol = s.shopper("carol", top_up=1000, estimate=2500)
+    dave = s.shopper("dave", top_up=0, estimate=1500)
+    s.shop(carol, "carol", ["5000112637922", "7622210449283"])
+    s.shop(dave, "dave", ["8712345678906", "4006381333931"])
+    carol.confirm()
+    dave.confirm()
+    s.stack.down()
+    say("store", "payment system OFFLINE")
+    s.tap("carol", carol.card())
+    s.tap("dave", dave.card())
+    time.sleep(0.5)
+    backlog = s.service.store.outbox_backlog()
+    say(
+        "gate",
+        f"{backlog.count} charge(s) waiting in the outbox ({s.money(backlog.amount)}); the lane kept "
+        "deciding offline",
+    )
+    s.stack.up()
+    say("store", "payment system back ONLINE")
+    s.settle()
+    say("forwarder", "backlog drained: every charge settled exactly once")
+    s.notice(carol, "carol")
+    s.notice(dave, "dave")
+
+    say.section("6. Fire alarm: the gate opens and holds open, taps are answered 'emergency'")
+    erin = s.shopper("erin", top_up=0, estimate=1000)
+    s.shop(erin, "erin", ["8712345678906"])
+    erin.confirm()
+    s.fire.drive_high()
+    say("gate", "fire alarm input ACTIVE")
+    s._wait(lambda: s.service.lane.state == "emergency", 2.0)
+    say("gate", f"lane state {s.service.lane.state}; lock released: {not s.service.io.locked}")
+    s.tap("erin", erin.card(), walk_through=False)
+    s.fire.drive_low()
+    s._wait(lambda: s.service.lane.state == "idle", 2.0)
+    say("gate", f"fire alarm cleared: lane {s.service.lane.state}, locked: {s.service.io.locked}")
+
+
+class _ReceiptCatcher:
+    """Wraps a card handler and keeps the exit receipt the gate sends back (without judging it)."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.receipt: ExitReceipt | None = None
+        self._done = threading.Event()
+
+    def handle(self, ins: int, p1: int, p2: int, data: bytes) -> bytes:
+        if ins == INS_CHALLENGE:
+            return self.inner.handle(ins, p1, p2, data)
+        self.receipt = open_signed(data, ExitReceipt).doc
+        self._done.set()
+        return b""
+
+    def wait(self, timeout: float) -> bool:
+        return self._done.wait(timeout)
+
+
+def summary(s: Store) -> bool:
+    """Print the closing table; True when the gate's passes, the payment system's charges and the money
+    moved all agree."""
+    s.settle()
+    report = s.stack.reconcile()
+    events = s.service.store.recent_events(1000)
+    passes = [e for e in events if e.verdict == "pass"]
+    gate_total = sum(e.total for e in passes)
+    charges = report["charges"]
+    money = report["money"]
+    moved = money["stored_value"] + money["bank"] + money["debt"]
+    rows = [
+        ("passes at the gate", str(len(passes)), s.money(gate_total)),
+        ("charges at the payment system", str(charges["count"]), s.money(charges["amount"])),
+        ("charges settled", str(charges["settled"]), s.money(charges["settled_amount"])),
+        ("  from stored value", "", s.money(money["stored_value"])),
+        ("  from the bank", "", s.money(money["bank"])),
+        ("  as debt", "", s.money(money["debt"])),
+        ("unforwarded at the gate", str(s.service.store.outbox_backlog().count), ""),
+    ]
+    for verdict, n in sorted(s.tally.verdicts.items()):
+        rows.append((f"receipts '{verdict}'", str(n), ""))
+    for code, n in sorted(s.tally.denials.items()):
+        rows.append((f"  reason {code}", str(n), ""))
+    s.say.echo("\n== Summary")
+    width = max(len(r[0]) for r in rows)
+    for label, count, amount in rows:
+        s.say.echo(f"  {label:<{width}}  {count:>5}  {amount:>12}")
+    balanced = (
+        report["balanced"]
+        and len(passes) == charges["count"] == charges["settled"]
+        and gate_total == charges["amount"] == moved
+    )
+    s.say.echo(f"  {'balanced':<{width}}  {'yes' if balanced else 'NO'}")
+    if report["problems"]:
+        s.say.echo("  problems: " + "; ".join(report["problems"]))
+    return balanced
+
+
+def run(
+    *,
+    serve: bool = False,
+    vpcd: bool = False,
+    folder: Path | None = None,
+    echo: Callable[[str], None] = click.echo,
+) -> bool:
+    """Run the scripted store; with serve, keep it up until Ctrl-C. Returns whether the summary balanced."""
+    say = Timeline(echo)
+    with ExitStack() as stack:
+        if folder is None:
+            folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="selfcheckout-demo-")))
+        log_handler = logging.FileHandler(folder / "store.log")
+        log_handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        root = logging.getLogger()
+        root.addHandler(log_handler)
+        root.setLevel(logging.INFO)
+        stack.callback(root.removeHandler, log_handler)
+        stack.callback(log_handler.close)
+        with open_store(folder, say, vpcd=vpcd) as store:
+            scenarios(store)
+            balanced = summary(store)
+            if serve:
+                echo(
+                    f"\nThe store keeps running: payment system {store.stack.url}, state in {folder}. "
+                    "Ctrl-C to stop."
+                )
+                try:
+                    while True:
+                        time.sleep(1)
+                except KeyboardInterrupt:
+                    pass
+    return balanced
+
+
+@click.command("demo")
+@click.option("--serve", is_flag=True, help="Keep the store running after the script.")
+@click.option("--vpcd", is_flag=True, help="Tap through a running pcscd + vpcd instead of in-process.")
+@click.option(
+    "--state",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=None,
+    help="Keep the store's databases and phones in this folder (default: a temporary one).",
+)
+def demo_command(serve: bool, vpcd: bool, state: Path | None) -> None:
+    """The whole store on one machine: bank, payment system, one lane, scripted shoppers, a timeline."""
+    if state is not None:
+        state.mkdir(parents=True, exist_ok=True)
+    os.environ.setdefault("NO_PROXY", "127.0.0.1,localhost")
+    if not run(serve=serve, vpcd=vpcd, folder=state):
+        raise click.ClickException("the summary does not balance")
