@@ -179,6 +179,8 @@ def scan(phone: Phone, codes: tuple[str, ...], qty: int, go_on: bool | None, yes
         result = phone.scan(code, qty)
         line, currency = result.line, result.currency
         click.echo(f"+ {_line_text(line.name, line.qty, line.unit_price, line.grams, line.total, currency)}")
+        if result.product.category in messages.CHECKED_CATEGORIES:
+            click.echo(f"  {result.product.category}: {messages.CHECKED_CATEGORIES[result.product.category]}")
         state = "left" if not result.over else "OVER your hold: the gate would refuse"
         click.echo(
             f"  total {_money(result.total, currency)} of your {_money(result.hold_amount, currency)} hold "

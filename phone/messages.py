@@ -48,6 +48,12 @@ REASONS = {
     "audit": "You were chosen for a random check. Thank you for your patience.",
 }
 
+# Catalog categories a store usually keeps behind an attendant (gate policy.attendant_categories).
+CHECKED_CATEGORIES = {
+    "age-restricted": "staff will check your age at the exit.",
+    "security-tagged": "staff will remove the security tag at the exit.",
+}
+
 
 def verdict_text(verdict: str) -> str:
     return VERDICTS.get(verdict, f"Verdict {verdict!r}: ask a member of staff.")

@@ -298,7 +298,7 @@ class Phone:
         self.state.remove(CATALOG)  # a fresh catalog from this store, never a mix of two stores'
         self.state.write_json(PROFILE, profile.to_json())
         self.sync(token=token)
-        return profile
+        return self.profile  # with the gate keys the sync pinned
 
     def sync(self, *, token: str | None = None) -> SyncResult:
         """Bring the catalog (and, where the PS publishes them, the gate keys) up to date."""
@@ -578,8 +578,12 @@ class Phone:
         from drivers.virtual_card import VirtualCard
 
         card = self.card()
-        with VirtualCard(card, host=host, port=port):
+        virtual = VirtualCard(card, host=host, port=port)
+        virtual.insert(timeout_s=min(timeout_s, 2.0))
+        try:
             got = card.wait(timeout_s)
+        finally:
+            virtual.remove()
         if not got or card.receipt is None:
             why = f": {card.refused}" if card.refused else ""
             raise StateError(f"no exit receipt from a gate within {timeout_s:g} s{why}")
