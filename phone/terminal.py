@@ -294,8 +294,13 @@ class Phone:
                 gs1=tuple(gs1),
                 enrolled=self.now(),
             )
+        old = Profile.from_json(self.state.read_json(PROFILE)) if self.state.exists(PROFILE) else None
+        if old is not None and (old.store, old.ps_url) == (profile.store, profile.ps_url):
+            # Enrolling again at the same store (to re-pin its keys): keep what the store published.
+            profile = replace(profile, gates=old.gates, gs1=profile.gs1 or old.gs1)
+        else:
+            self.state.remove(CATALOG)  # another store: never a mix of two stores' prices
         self.state.create()
-        self.state.remove(CATALOG)  # a fresh catalog from this store, never a mix of two stores'
         self.state.write_json(PROFILE, profile.to_json())
         self.sync(token=token)
         return self.profile  # with the gate keys the sync pinned
