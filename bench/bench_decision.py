@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from bench.bench_catalog import T0, synthetic_catalog
-from bench.stats import latency_metrics
+from bench.stats import latency_metrics, metric
 from gate.legality import GateIdentity, Policy, build_charge, check, new_challenge
 from gate.protocol.documents import ExitPresentation
 from gate.protocol.keys import SigningKey, TrustedKeys
@@ -95,3 +95,5 @@ def run() -> Iterator[dict]:
             yield from latency_metrics(f"decision.items_{size}", total)
             yield from latency_metrics(f"decision.items_{size}.check_only", checks)
             yield from latency_metrics(f"decision.items_{size}.charge_and_commit", commits)
+        # Other processes on the machine show up in p99: say how busy it was.
+        yield metric("decision.loadavg_1min", os.getloadavg()[0], "load")
