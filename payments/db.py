@@ -173,6 +173,12 @@ def create_tables(db: Database) -> None:
     db["prices"].create_index(["code", "valid_from"])
 
 
+@migrations()
+def index_feed_log(db: Database) -> None:
+    """A charge asks whether its hold is already in the feed as consumed: look it up, do not scan."""
+    db["feed_log"].create_index(["kind", "key"])
+
+
 def open_database(path: str | Path) -> Database:
     """Open (or create) the database at path, or in memory for ":memory:", and bring its schema up to date."""
     target = str(path)

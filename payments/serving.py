@@ -55,6 +55,7 @@ class ServerThread:
             return
         self._closed = True
         self._stop.set()
+        self._server.pull_trigger()  # type: ignore[union-attr]  # wake the loop now
         self._thread.join(timeout=10)
 
     def __enter__(self) -> ServerThread:
