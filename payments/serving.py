@@ -34,6 +34,8 @@ class ServerThread:
         self.url = f"http://{host}:{self.port}"
         self._stop = threading.Event()
         self._closed = False
+        self._lock = threading.Lock()
+        self._shut = False  # set (under _lock) before the loop's sockets and trigger are closed
         self._thread = threading.Thread(target=self._serve, name=f"server-{self.port}", daemon=True)
         self._thread.start()
 
@@ -43,6 +45,8 @@ class ServerThread:
             while not self._stop.is_set():
                 wasyncore.loop(timeout=0.05, map=socket_map, count=1)
         finally:  # in this thread, so no channel is closed under the loop's feet
+            with self._lock:
+                self._shut = True
             self._server.task_dispatcher.shutdown()  # type: ignore[union-attr]
             wasyncore.close_all(socket_map)
 
@@ -55,7 +59,9 @@ class ServerThread:
             return
         self._closed = True
         self._stop.set()
-        self._server.pull_trigger()  # type: ignore[union-attr]  # wake the loop now
+        with self._lock:  # wake the loop now, unless it is already closing its trigger
+            if not self._shut:
+                self._server.pull_trigger()  # type: ignore[union-attr]
         self._thread.join(timeout=10)
 
     def __enter__(self) -> ServerThread:
