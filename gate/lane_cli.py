@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import signal
@@ -13,6 +14,7 @@ from typing import Any
 import click
 
 from gate import config as lane_config
+from gate import panel
 from gate.notify import Notifier
 from gate.service import open_lane
 from gate.store import GateStore
@@ -32,9 +34,11 @@ _CONFIG = click.option(
     "--mock-gpio", is_flag=True, help="gpiozero's MockFactory instead of the Pi's pins (bench, tests)."
 )
 @click.option("--no-forward", is_flag=True, help="Do not forward charges (another process does).")
+@click.option("--no-panel", is_flag=True, help="Do not serve the technician panel ([panel] host and port).")
 @click.option("-v", "--verbose", is_flag=True, help="Log every transition.")
-def run_command(config_path: Path, mock_gpio: bool, no_forward: bool, verbose: bool) -> None:
-    """Run one lane until SIGTERM: reader, gate I/O, the legality check, the outbox and its forwarder.
+def run_command(config_path: Path, mock_gpio: bool, no_forward: bool, no_panel: bool, verbose: bool) -> None:
+    """Run one lane until SIGTERM: reader, gate I/O, the legality check, the outbox and its forwarder,
+    and the technician panel on [panel] host:port (stopped first on the way out).
 
     Under systemd (Type=notify) it sends READY=1 once started, STATUS= on every transition, and WATCHDOG=1
     only after each healthy turn of the lane loop.
@@ -55,7 +59,10 @@ def run_command(config_path: Path, mock_gpio: bool, no_forward: bool, verbose: b
     with (
         Notifier() as notifier,
         open_lane(cfg, pin_factory=pin_factory, notifier=notifier, forward=not no_forward) as service,
+        contextlib.nullcontext() if no_panel else panel.serve(service) as panel_server,
     ):
+        if panel_server is not None:
+            click.echo(f"technician panel on {panel_server.url}", err=True)
         click.echo(f"lane {cfg.lane.gate_id} running: {service.lane.state}", err=True)
         service.lane.run(stop)
 

@@ -5,4 +5,5 @@ pytest_plugins = [
     "tests.fixtures.payments",
     "tests.fixtures.standins",
     "tests.fixtures.store",
+    "tests.fixtures.panel",  # after lane: it imports it
 ]

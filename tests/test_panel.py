@@ -1,0 +1,575 @@
+"""The technician panel through Flask's test client, over a real running lane (InProcessReader, MockFactory
+pins, a file GateStore): every page, the JSON endpoints, maintenance and requeue, and every way a form can
+be hostile. A refused request answers 400 with one exact message and changes nothing."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import socket
+import sqlite3
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from markupsafe import escape
+
+from gate.lane import LaneState
+from gate.panel import CSP, PanelError, PanelServer, create_app, secret_key_for, serve
+from gate.protocol.parties import item
+from tests.fixtures.lane import LaneRig
+from tests.fixtures.panel import csrf_token, refusal
+from tests.fixtures.store import PEN
+
+PAGES = ["/", "/decisions", "/events", "/outbox", "/maintenance"]
+
+
+def tap_pass(rig: LaneRig) -> Any:
+    phone = rig.shop.exit_card()
+    assert rig.tap(phone).doc.verdict == "pass"
+    rig.wait_state(LaneState.OPEN)
+    rig.pulse("beam")
+    rig.wait_state(LaneState.IDLE)
+    return phone
+
+
+def tap_deny(rig: LaneRig) -> Any:
+    """A list at a lowered price, over a tiny guarantee: denied with price_mismatch and over_guarantee."""
+    phone = rig.shop.exit_card(items=[item(PEN, 99)], voucher={"amount": 50, "stored_value": 50, "bank": 0})
+    assert rig.tap(phone).doc.verdict == "deny"
+    return phone
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """Everything a refused request must leave as it was."""
+
+    health: dict[str, Any]
+    relay: list[bool]
+    lane_events: int
+    outbox: list[tuple[bytes, str]]
+
+
+def snapshot(rig: LaneRig) -> Snapshot:
+    health = rig.lane.health()
+    health.pop("last_turn_age_s")
+    return Snapshot(
+        health,
+        rig.states("relay"),
+        len(rig.lane_events()),
+        [(e.charge_id, e.state) for e in rig.store.outbox_entries(limit=1000)],
+    )
+
+
+# -- pages and headers ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", [*PAGES, "/api/health", "/api/events", "/no-such-page"])
+def test_every_answer_carries_the_security_headers_and_pages_are_not_stored(
+    panel_client: FlaskClient, panel_app: Flask, path: str
+) -> None:
+    response = panel_client.get(path)
+    assert response.status_code == (404 if path == "/no-such-page" else 200)
+    assert response.headers["Content-Security-Policy"] == CSP
+    assert CSP.startswith("default-src 'self';")
+    assert response.headers["X-Frame-Options"] == "DENY"
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    assert response.headers["Cache-Control"] == "no-store"
+    assert not panel_app.debug
+    cookie = response.headers.get("Set-Cookie", "")
+    if cookie:
+        assert "HttpOnly" in cookie and "SameSite=Strict" in cookie
+
+
+def test_the_status_page_shows_the_lane_the_gate_the_reader_the_backlog_and_the_last_tap(
+    panel_rig: LaneRig, panel_client: FlaskClient
+) -> None:
+    page = panel_client.get("/").text
+    assert 'id="lane-state">idle<' in page
+    assert "No tap since the lane started." in page
+    assert 'id="backlog">0 charges, 0.00 EUR<' in page
+    assert "not in this process (gate run --no-forward)" in page
+    assert '<meta http-equiv="refresh" content="5">' in page
+
+    phone = tap_pass(panel_rig)
+    page = panel_client.get("/").text
+    list_hex = phone._list.doc.list.hex()
+    assert f"list <code>{list_hex}</code>" in page
+    assert 'id="backlog">1 charge, 3.77 EUR<' in page
+    assert '<span class="verdict verdict-pass">pass</span>' in page
+    assert "Charged, gate opened" in page
+    for step in ("nfc_read", "verify", "commit", "actuate", "receipt", "voucher_signature", "catalog"):
+        assert f"{step} " in page
+    assert 'id="lock"><span class="ok">locked</span>' in page
+    assert "<th>Reader</th><td>in-process</td>" in page
+    assert "Sessions use a random key made when the lane started" in page
+    assert "No technician PIN: anyone who can reach this address can use the panel." in page
+
+
+def test_the_decisions_page_lists_verdicts_every_reason_totals_and_timings(
+    panel_rig: LaneRig, panel_client: FlaskClient
+) -> None:
+    passed = tap_pass(panel_rig)
+    denied = tap_deny(panel_rig)
+    page = panel_client.get("/decisions").text
+    assert page.index(denied._list.doc.list.hex()[:12]) < page.index(passed._list.doc.list.hex()[:12])
+    assert '<span class="verdict verdict-pass">pass</span>' in page
+    assert '<span class="verdict verdict-deny">deny</span>' in page
+    event = panel_rig.store.recent_events(1)[0]
+    assert set(event.codes) == {"price_mismatch", "over_guarantee"}
+    for code, message in event.reasons:
+        assert f"<li><code>{code}</code> {escape(message)}</li>" in page
+    assert "3.77 EUR" in page and "0.99 EUR" in page
+    assert passed._voucher.doc.shopper in page
+    assert "verify " in page and " ms" in page
+
+
+def test_api_health_and_api_events_answer_json(panel_rig: LaneRig, panel_client: FlaskClient) -> None:
+    tap_pass(panel_rig)
+    tap_deny(panel_rig)
+    health = panel_client.get("/api/health").get_json()
+    assert health["lane"]["state"] in ("idle", "denied")
+    assert health["gate_io"]["locked"] is True
+    assert health["reader"]["reader"] == "in-process"
+    assert health["forwarder"] is None
+    assert health["backlog"] == {
+        "count": 1,
+        "amount": 377,
+        "oldest_created_at": health["backlog"]["oldest_created_at"],
+    }
+    last = health["last_tap"]
+    assert last["verdict"] == "deny"
+    assert {r["code"] for r in last["reasons"]} == {"price_mismatch", "over_guarantee"}
+    assert set(last["timings_ms"]) == {"nfc_read", "verify", "receipt"}
+
+    events = panel_client.get("/api/events?limit=5").get_json()
+    assert [d["verdict"] for d in events["decisions"]] == ["deny", "pass"]
+    assert events["decisions"][1]["total"] == 377 and events["decisions"][1]["currency"] == "EUR"
+    assert len(events["lane_events"]) == 5
+    assert all({"kind", "detail", "data", "at"} <= set(e) for e in events["lane_events"])
+
+
+# -- maintenance and requeue ---------------------------------------------------------------------------------
+
+
+def test_maintenance_hold_open_keep_locked_and_back_in_service_are_logged_with_their_reason(
+    panel_rig: LaneRig, panel_client: FlaskClient
+) -> None:
+    token = csrf_token(panel_client.get("/maintenance").text)
+    steps = [
+        ("open", "cleaning the floor", False),
+        ("locked", "reader swap", True),
+        ("service", "done", True),
+    ]
+    for mode, reason, locked in steps:
+        response = panel_client.post(
+            "/maintenance", data={"csrf_token": token, "mode": mode, "reason": reason}
+        )
+        assert response.status_code == 303 and response.headers["Location"] == "/maintenance"
+        assert panel_rig.relay_locked() is locked
+        assert panel_rig.lane.health()["maintenance"] == (None if mode == "service" else mode)
+    assert panel_rig.lane.state == LaneState.IDLE
+    logged = [(e.data["mode"], e.data["reason"]) for e in panel_rig.lane_events("technician")]
+    assert logged == [(m, r) for m, r, _ in steps]
+    assert panel_rig.lane_events("technician")[0].detail == "hold open from the panel: cleaning the floor"
+    page = panel_client.get("/maintenance").text
+    assert "back in service: done" in page  # the flash after the redirect
+    assert "hold open from the panel: cleaning the floor" in panel_client.get("/events").text
+
+
+def test_a_flagged_charge_is_listed_and_requeued_once(panel_rig: LaneRig, panel_client: FlaskClient) -> None:
+    phone = tap_pass(panel_rig)
+    charge = phone._list.doc.list
+    panel_rig.store.outbox_flag(charge, "409 conflict: hold already captured")
+    page = panel_client.get("/outbox").text
+    assert f'name="charge_id" value="{charge.hex()}"' in page
+    assert "409 conflict: hold already captured" in page
+    token = csrf_token(page)
+    response = panel_client.post("/outbox/requeue", data={"csrf_token": token, "charge_id": charge.hex()})
+    assert response.status_code == 303
+    assert [e.state for e in panel_rig.store.outbox_entries()] == ["pending"]
+    assert panel_rig.lane_events("technician")[-1].data["charge"] == charge.hex()
+    again = panel_client.post("/outbox/requeue", data={"csrf_token": token, "charge_id": charge.hex()})
+    assert again.status_code == 409
+    assert refusal(again.text) == f"charge {charge.hex()} is not flagged"
+
+
+# -- hostile requests ----------------------------------------------------------------------------------------
+
+TOKEN = object()  # replaced by the session's real token
+MAINTENANCE_CASES = [
+    ("no token", {"mode": "open", "reason": "x"}, "missing CSRF token: reload the page and submit again"),
+    (
+        "empty token",
+        {"csrf_token": "", "mode": "open", "reason": "x"},
+        "missing CSRF token: reload the page and submit again",
+    ),
+    (
+        "wrong token",
+        {"csrf_token": "A" * 43, "mode": "open", "reason": "x"},
+        "CSRF token does not match this session: reload the page and submit again",
+    ),
+    ("mode missing", {"reason": "x"}, "mode: missing; expected one of open, locked, service"),
+    (
+        "mode not in the set",
+        {"mode": "half-open", "reason": "x"},
+        "mode: 'half-open' is not one of open, locked, service",
+    ),
+    (
+        "mode with markup",
+        {"mode": "<script>alert(1)</script>", "reason": "x"},
+        "mode: '<script>alert(1)</script>' is not one of open, locked, service",
+    ),
+    (
+        "mode oversized",
+        {"mode": "o" * 5000, "reason": "x"},
+        f"mode: {'o' * 40!r}... is not one of open, locked, service",
+    ),
+    ("reason missing", {"mode": "open"}, "reason: missing; say why in 1-200 characters"),
+    ("reason empty", {"mode": "open", "reason": ""}, "reason: empty; say why in 1-200 characters"),
+    ("reason blank", {"mode": "open", "reason": "  \t "}, "reason: empty; say why in 1-200 characters"),
+    ("reason 201 characters", {"mode": "open", "reason": "r" * 201}, "reason: 201 characters; at most 200"),
+    ("reason oversized", {"mode": "open", "reason": "r" * 8000}, "reason: 8000 characters; at most 200"),
+    (
+        "reason with NUL",
+        {"mode": "open", "reason": "a\x00b"},
+        "reason: control character U+0000 is not allowed",
+    ),
+    (
+        "reason with newline",
+        {"mode": "open", "reason": "a\nb"},
+        "reason: control character U+000A is not allowed",
+    ),
+    (
+        "reason with an escape sequence",
+        {"mode": "open", "reason": "\x1b[2Jcleared"},
+        "reason: control character U+001B is not allowed",
+    ),
+    (
+        "reason with a bidi override",
+        {"mode": "open", "reason": "abc\u202edef"},
+        "reason: control character U+202E is not allowed",
+    ),
+    (
+        "reason with a script",
+        {"mode": "open", "reason": "<script>alert(1)</script>"},
+        "reason: '<' and '>' are not allowed",
+    ),
+    (
+        "reason with an image tag",
+        {"mode": "open", "reason": "x <img src=x onerror=alert(1)>"},
+        "reason: '<' and '>' are not allowed",
+    ),
+    ("reason twice", {"mode": "open", "reason": ["a", "b"]}, "reason: given 2 times, expected once"),
+    ("mode twice", {"mode": ["open", "locked"], "reason": "a"}, "mode: given 2 times, expected once"),
+    ("unknown field", {"mode": "open", "reason": "a", "admin": "1"}, "unexpected field 'admin'"),
+    (
+        "unknown field with markup",
+        {"mode": "open", "reason": "a", "<b>x</b>": "1"},
+        "unexpected field '<b>x</b>'",
+    ),
+]
+
+
+@pytest.fixture
+def session_token(panel_client: FlaskClient) -> str:
+    return csrf_token(panel_client.get("/maintenance").text)
+
+
+@pytest.mark.parametrize(
+    ("case", "fields", "message"), MAINTENANCE_CASES, ids=[c[0] for c in MAINTENANCE_CASES]
+)
+def test_a_hostile_maintenance_form_is_refused_with_its_message_and_changes_nothing(
+    panel_rig: LaneRig,
+    panel_client: FlaskClient,
+    session_token: str,
+    case: str,
+    fields: dict[str, Any],
+    message: str,
+) -> None:
+    data = dict(fields)
+    if case not in ("no token", "empty token", "wrong token"):
+        data["csrf_token"] = session_token
+    before = snapshot(panel_rig)
+    response = panel_client.post("/maintenance", data=data)
+    assert response.status_code == 400
+    assert refusal(response.text) == message
+    assert "<script>" not in response.text and "<img" not in response.text and "<b>" not in response.text
+    assert snapshot(panel_rig) == before
+
+
+@pytest.mark.parametrize(
+    ("case", "kwargs", "message"),
+    [
+        (
+            "JSON instead of a form",
+            {"json": {"mode": "open", "reason": "x"}},
+            "expected a form (application/x-www-form-urlencoded), got 'application/json'",
+        ),
+        (
+            "plain text",
+            {"data": b"mode=open&reason=x", "content_type": "text/plain"},
+            "expected a form (application/x-www-form-urlencoded), got 'text/plain'",
+        ),
+        ("no body at all", {}, "expected a form (application/x-www-form-urlencoded), got 'no content type'"),
+        (
+            "a file for the reason",
+            {"data": {"mode": "open", "reason": (io.BytesIO(b"x"), "r.txt")}},
+            "'reason': expected text, got a file upload",
+        ),
+        (
+            "another site's form",
+            {"data": {"mode": "open", "reason": "x"}, "headers": {"Origin": "https://evil.example"}},
+            "cross-site request refused: Origin 'https://evil.example' is not this panel",
+        ),
+        (
+            "a foreign Host (DNS rebinding)",
+            {"data": {"mode": "open", "reason": "x"}, "headers": {"Host": "evil.example"}},
+            "Host 'evil.example' is not an address of this panel: use its IP address or hostname",
+        ),
+    ],
+    ids=lambda v: v if isinstance(v, str) and len(v) < 40 else None,
+)
+def test_a_request_that_is_not_a_same_site_form_is_refused_and_changes_nothing(
+    panel_rig: LaneRig,
+    panel_client: FlaskClient,
+    session_token: str,
+    case: str,
+    kwargs: dict[str, Any],
+    message: str,
+) -> None:
+    if isinstance(kwargs.get("data"), dict):
+        kwargs = {**kwargs, "data": {**kwargs["data"], "csrf_token": session_token}}
+    before = snapshot(panel_rig)
+    response = panel_client.post("/maintenance", **kwargs)
+    assert response.status_code == 400
+    assert refusal(response.text) == message
+    assert snapshot(panel_rig) == before
+
+
+def test_a_token_from_another_session_or_a_restarted_lane_is_refused(
+    panel_rig: LaneRig, panel_app: Flask, panel_client: FlaskClient
+) -> None:
+    before = snapshot(panel_rig)
+    other = panel_app.test_client()
+    theirs = csrf_token(other.get("/maintenance").text)
+    csrf_token(panel_client.get("/maintenance").text)
+    response = panel_client.post("/maintenance", data={"csrf_token": theirs, "mode": "open", "reason": "x"})
+    assert (
+        refusal(response.text) == "CSRF token does not match this session: reload the page and submit again"
+    )
+
+    restarted = create_app(panel_rig.service, secret_key=os.urandom(32)).test_client()
+    cookie = panel_client.get_cookie("panel_session")
+    assert cookie is not None
+    restarted.set_cookie("panel_session", cookie.value)
+    mine = csrf_token(panel_client.get("/maintenance").text)
+    response = restarted.post("/maintenance", data={"csrf_token": mine, "mode": "open", "reason": "x"})
+    assert response.status_code == 400
+    assert refusal(response.text) == (
+        "no panel session (it expired, or the lane restarted): reload the page and submit again"
+    )
+    assert snapshot(panel_rig) == before
+
+
+def test_state_never_changes_on_get_or_another_method(panel_rig: LaneRig, panel_client: FlaskClient) -> None:
+    before = snapshot(panel_rig)
+    assert panel_client.get("/maintenance?mode=open&reason=x").status_code == 200
+    assert panel_client.get("/outbox/requeue?charge_id=" + "ab" * 16).status_code == 405
+    for method in ("put", "delete", "patch"):
+        response = getattr(panel_client, method)("/maintenance", data={"mode": "open", "reason": "x"})
+        assert response.status_code == 405
+        assert refusal(response.text) == f"{method.upper()} is not allowed here"
+    assert snapshot(panel_rig) == before
+
+
+def test_a_body_over_the_limit_is_refused_before_it_is_read(
+    panel_rig: LaneRig, panel_client: FlaskClient, session_token: str
+) -> None:
+    before = snapshot(panel_rig)
+    response = panel_client.post(
+        "/maintenance", data={"csrf_token": session_token, "mode": "open", "reason": "r" * 100_000}
+    )
+    assert response.status_code == 413
+    assert refusal(response.text) == "request too large (at most 16384 bytes)"
+    assert snapshot(panel_rig) == before
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        (None, "charge_id: missing; expected 32 hexadecimal digits"),
+        ("ab" * 15 + "a", f"charge_id: {'ab' * 15 + 'a'!r} is not 32 hexadecimal digits"),
+        ("ab" * 17, f"charge_id: {'ab' * 17!r} is not 32 hexadecimal digits"),
+        ("zz" * 16, f"charge_id: {'zz' * 16!r} is not 32 hexadecimal digits"),
+        ("ab" * 16 + "\n", f"charge_id: {'ab' * 16 + chr(10)!r} is not 32 hexadecimal digits"),
+        ("<script>x</script>", "charge_id: '<script>x</script>' is not 32 hexadecimal digits"),
+        ("", "charge_id: '' is not 32 hexadecimal digits"),
+    ],
+)
+def test_a_hostile_requeue_is_refused_and_the_flagged_charge_stays_flagged(
+    panel_rig: LaneRig, panel_client: FlaskClient, value: str | None, message: str
+) -> None:
+    phone = tap_pass(panel_rig)
+    panel_rig.store.outbox_flag(phone._list.doc.list, "409 conflict")
+    token = csrf_token(panel_client.get("/outbox").text)
+    data = {"csrf_token": token} if value is None else {"csrf_token": token, "charge_id": value}
+    before = snapshot(panel_rig)
+    response = panel_client.post("/outbox/requeue", data=data)
+    assert response.status_code == 400
+    assert refusal(response.text) == message
+    assert snapshot(panel_rig) == before
+    assert [e.state for e in panel_rig.store.outbox_entries()] == ["flagged"]
+
+
+@pytest.mark.parametrize("value", ["0", "501", "abc", "-1", "1e3", "10000000"])
+def test_a_bad_limit_is_a_400_on_pages_and_json_on_the_api(panel_client: FlaskClient, value: str) -> None:
+    message = f"limit: {value!r} is not a whole number 1-500"
+    page = panel_client.get(f"/decisions?limit={value}")
+    assert page.status_code == 400 and refusal(page.text) == message
+    api = panel_client.get(f"/api/events?limit={value}")
+    assert api.status_code == 400 and api.get_json() == {"error": 400, "message": message}
+
+
+def test_markup_from_the_store_is_shown_as_text(panel_rig: LaneRig, panel_client: FlaskClient) -> None:
+    tap_pass(panel_rig)
+    script = "<script>alert('shopper')</script>"
+    with sqlite3.connect(panel_rig.folder / "gate.db") as db:  # a value the protocol would never let in
+        db.execute("UPDATE events SET shopper = ?", [script])
+    panel_rig.store.record_event(
+        "alarm", "<script>alert('detail')</script>", {"x": "<img src=x onerror=alert(1)>"}
+    )
+    decisions = panel_client.get("/decisions").text
+    assert "<script>alert" not in decisions
+    assert "&lt;script&gt;alert(&#39;shopper&#39;)&lt;/script&gt;" in decisions
+    events = panel_client.get("/events").text
+    assert "<script>alert" not in events and "<img" not in events
+    assert "&lt;script&gt;alert(&#39;detail&#39;)&lt;/script&gt;" in events
+    assert "&lt;img src=x onerror=alert(1)&gt;" in events
+
+
+def test_an_internal_error_says_where_to_look_and_shows_no_traceback(
+    panel_rig: LaneRig, panel_client: FlaskClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(limit: int) -> list[Any]:
+        raise RuntimeError("disk on fire at /var/lib/secret")
+
+    monkeypatch.setattr(panel_rig.store, "recent_events", broken)
+    response = panel_client.get("/decisions")
+    assert response.status_code == 500
+    assert refusal(response.text) == "internal error (RuntimeError); see the lane's log"
+    assert "Traceback" not in response.text and "/var/lib/secret" not in response.text
+
+
+# -- the secret key and the PIN ------------------------------------------------------------------------------
+
+
+def test_there_is_no_default_secret(panel_rig: LaneRig, tmp_path: Path) -> None:
+    with pytest.raises(TypeError):
+        create_app(panel_rig.service)  # type: ignore[call-arg]
+    with pytest.raises(PanelError, match="at least 16 random bytes"):
+        create_app(panel_rig.service, secret_key=b"dev")
+    with pytest.raises(PanelError, match="at least 16 random bytes"):
+        create_app(panel_rig.service, secret_key="0123456789abcdef0123")  # type: ignore[arg-type]
+
+    section = panel_rig.config.panel
+    assert section.secret_key_file is None
+    one, two = secret_key_for(section), secret_key_for(section)
+    assert len(one) == 32 and one != two  # per process, so sessions die with it
+
+    key_file = tmp_path / "panel.key"
+    key_file.write_text("9f" * 32 + "\n")
+    assert secret_key_for(replace(section, secret_key_file=key_file)) == b"9f" * 32
+    key_file.write_text("short\n")
+    with pytest.raises(PanelError, match=r"panel.key: the panel's secret key holds 5 bytes; at least 16"):
+        secret_key_for(replace(section, secret_key_file=key_file))
+    with pytest.raises(PanelError, match="cannot read the panel's secret key"):
+        secret_key_for(replace(section, secret_key_file=tmp_path / "missing.key"))
+
+    service = replace(
+        panel_rig.service, config=replace(panel_rig.config, panel=replace(section, secret_key_file=key_file))
+    )
+    page = create_app(service, secret_key=os.urandom(32)).test_client().get("/").text
+    assert "Sessions are signed with the key in <code>panel.secret_key_file</code>." in page
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def pin_client(panel_rig: LaneRig) -> Iterator[tuple[FlaskClient, Clock]]:
+    clock = Clock()
+    yield (
+        create_app(panel_rig.service, secret_key=os.urandom(32), pin="4711", clock=clock).test_client(),
+        clock,
+    )
+
+
+def test_with_a_pin_every_page_but_health_needs_a_login(
+    panel_rig: LaneRig, pin_client: tuple[FlaskClient, Clock]
+) -> None:
+    client, clock = pin_client
+    for path in PAGES:
+        response = client.get(path)
+        assert response.status_code == 303 and response.headers["Location"] == "/login"
+    assert client.get("/api/health").status_code == 200
+    assert client.get("/api/events").get_json() == {
+        "error": 403,
+        "message": "log in with the technician PIN first",
+    }
+    before = snapshot(panel_rig)
+    token = csrf_token(client.get("/login").text)
+    refused = client.post("/maintenance", data={"csrf_token": token, "mode": "open", "reason": "x"})
+    assert refused.status_code == 403
+
+    for _ in range(5):
+        wrong = client.post("/login", data={"csrf_token": token, "pin": "0000"})
+        assert wrong.status_code == 403 and refusal(wrong.text) == "wrong PIN"
+    paused = client.post("/login", data={"csrf_token": token, "pin": "4711"})
+    assert paused.status_code == 429 and refusal(paused.text) == "too many wrong PINs: try again in 60 s"
+    assert snapshot(panel_rig) == before
+
+    clock.now += 61
+    assert client.post("/login", data={"csrf_token": token, "pin": "4711"}).status_code == 303
+    page = client.get("/maintenance").text
+    assert "No technician PIN" not in page
+    fresh = csrf_token(page)
+    assert fresh != token  # a new session on login
+    ok = client.post("/maintenance", data={"csrf_token": fresh, "mode": "open", "reason": "pin test"})
+    assert ok.status_code == 303 and panel_rig.lane.health()["maintenance"] == "open"
+    assert client.post("/logout", data={"csrf_token": fresh}).status_code == 303
+    assert client.get("/").headers["Location"] == "/login"
+
+
+# -- serving it ----------------------------------------------------------------------------------------------
+
+
+def test_serve_listens_on_the_configured_address_and_says_so_when_the_port_is_taken(
+    panel_rig: LaneRig,
+) -> None:
+    with (
+        PanelServer(lambda env, start: [], "127.0.0.1", 0) as taken,
+        pytest.raises(PanelError, match=rf"panel: cannot listen on 127.0.0.1:{taken.port}: .*--no-panel"),
+    ):
+        serve(panel_rig.service, port=taken.port)
+    with serve(panel_rig.service, host="127.0.0.1", port=0) as server:
+        with socket.create_connection(("127.0.0.1", server.port), timeout=2) as conn:
+            conn.sendall(b"GET /api/health HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
+            answer = b""
+            while chunk := conn.recv(65536):
+                answer += chunk
+        head, _, body = answer.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 200") or head.startswith(b"HTTP/1.0 200")
+        assert json.loads(body)["lane"]["state"] == "idle"
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.1", server.port), timeout=1).close()
