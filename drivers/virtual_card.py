@@ -28,6 +28,7 @@ PHONE_ATR = bytes.fromhex("3B 80 80 01 01")
 
 _POWER_OFF, _POWER_ON, _RESET, _SEND_ATR = 0, 1, 2, 4
 _CONNECT_RETRY_S = 0.02
+_HANDLER_GRACE_S = 2.0  # remove() waits this long for a handler answering a command to finish
 
 
 def _recv_exact(sock: socket.socket, size: int) -> bytes:
@@ -106,7 +107,9 @@ class VirtualCard:
         with contextlib.suppress(OSError):  # vpcd may have closed its side already
             sock.shutdown(socket.SHUT_RDWR)
         if thread is not None and thread is not threading.current_thread():
-            thread.join()
+            thread.join(_HANDLER_GRACE_S)
+            if thread.is_alive():
+                log.warning("card handler on port %d still busy after the phone was lifted", self.port)
 
     close = remove
 
