@@ -3,6 +3,7 @@
 pytest_plugins = [
     "tests.fixtures.config",
     "tests.fixtures.payments",
+    "tests.fixtures.phone",
     "tests.fixtures.standins",
     "tests.fixtures.store",
     "tests.fixtures.panel",  # after lane: it imports it
