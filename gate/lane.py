@@ -337,6 +337,9 @@ class Lane:
             self.io.lights(green=mode == "open", red=mode == "locked")
             if mode is None:
                 self._enter(LaneState.IDLE, f"back in service: {reason}", {"reason": reason})
+            elif self._state == LaneState.MAINTENANCE:  # open <-> locked: no transition, still on record
+                self._event("maintenance", f"maintenance {mode}: {reason}", {"mode": mode, "reason": reason})
+                self.notifier.status(f"{self._state}: maintenance {mode}: {reason}")
             else:
                 self._enter(
                     LaneState.MAINTENANCE, f"maintenance {mode}: {reason}", {"mode": mode, "reason": reason}
