@@ -310,8 +310,8 @@ class Lane:
     def _clear_fault(self) -> None:
         with self._lock:
             self._fault = None
-            if self._state == LaneState.FAULT:
-                self._enter(LaneState.IDLE, "fault cleared")
+            if self._state == LaneState.FAULT:  # back to the opening the fault interrupted, if any
+                self._enter(LaneState.OPEN if self._opening else LaneState.IDLE, "fault cleared")
 
     # -- technician ------------------------------------------------------------------------------------------
     def maintenance(self, mode: str | None, reason: str) -> None:
