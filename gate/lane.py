@@ -277,12 +277,12 @@ class Lane:
     def _beam(self, blocked: bool) -> None:
         """Count people through an opening; anyone through a closed gate, or a second one, is an alarm."""
         with self._lock:
+            if not blocked and self._fault:  # whatever the state: a beam fault ends when the beam clears
+                self._clear_fault()
             if self._state in (LaneState.EMERGENCY, LaneState.MAINTENANCE):
                 return
             opening = self._opening
             if not blocked:
-                if self._fault:
-                    self._clear_fault()
                 if opening is not None and opening.passages >= 1:
                     opening.close_at = self.monotonic() + self.timings.close_after_passage_s
                 return
