@@ -59,7 +59,7 @@ MAX_BODY_BYTES = 16 * 1024
 PIN_TRIES = 5  # wrong PINs in a row before logins pause
 PIN_PAUSE_S = 60.0
 CSP = "default-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
-_OPEN_ENDPOINTS = frozenset({"login", "static", "api_health"})
+_OPEN_ENDPOINTS = frozenset({"login", "static", "favicon", "api_health"})
 
 
 def create_app(
@@ -182,6 +182,7 @@ def create_app(
             health=health,
             last=_last_tap(service),
             backlog=health["backlog"],
+            flagged=len(service.store.outbox_entries("flagged", 1000)),
             catalog=service.store.catalog_counts(),
             currency=cfg.lane.currency,
             now=time.time(),
@@ -269,6 +270,10 @@ def create_app(
         posted()
         session.clear()
         return redirect(url_for("login" if pin_guard else "status"), 303)
+
+    @app.get("/favicon.ico")
+    def favicon() -> Any:
+        return "", 204  # browsers ask for one; a 404 would be an error in their console
 
     # -- for machines ----------------------------------------------------------------------------------------
 
