@@ -268,10 +268,18 @@ class Lane:
             else:
                 self.io.end_hold()
                 if self._maintenance == "open":
+                    self.io.lights(green=True)
                     self._enter(LaneState.MAINTENANCE, "fire alarm cleared: maintenance hold continues")
                     return
                 self.io.secure()
+                if self._maintenance == "locked":
+                    self.io.lights(red=True)
+                    self._enter(LaneState.MAINTENANCE, "fire alarm cleared: maintenance (locked) continues")
+                    return
                 self.io.lights()
+                if self._fault:
+                    self._enter(LaneState.FAULT, f"fire alarm cleared: {self._fault}")
+                    return
                 self._enter(LaneState.IDLE, "fire alarm cleared")
 
     def _beam(self, blocked: bool) -> None:
