@@ -19,6 +19,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from markupsafe import escape
 
+from gate.forwarder import Forwarder
 from gate.lane import LaneState
 from gate.panel import CSP, PanelError, PanelServer, create_app, secret_key_for, serve
 from gate.protocol.parties import item
@@ -573,3 +574,24 @@ def test_serve_listens_on_the_configured_address_and_says_so_when_the_port_is_ta
         assert json.loads(body)["lane"]["state"] == "idle"
     with pytest.raises(OSError):
         socket.create_connection(("127.0.0.1", server.port), timeout=1).close()
+
+
+def test_the_forwarder_backlog_and_its_last_error_are_on_the_status_and_outbox_pages(
+    panel_rig: LaneRig,
+) -> None:
+    phone = tap_pass(panel_rig)
+    dead = "http://127.0.0.1:1"  # nothing listens on port 1: connection refused
+    with Forwarder.from_config(panel_rig.config, panel_rig.store, url=dead, timeout_s=1) as unreachable:
+        [outcome] = unreachable.drain_once()
+        assert outcome.result == "retry"
+        service = replace(panel_rig.service, forwarder=unreachable)
+        client = create_app(service, secret_key=os.urandom(32)).test_client()
+        status = client.get("/").text
+        assert f'id="last-error">{escape(unreachable.last_error)}<' in status
+        assert unreachable.last_error.startswith("no answer: ConnectionError")
+        assert '<span class="bad">stopped</span>' in status
+        assert 'id="backlog">1 charge, 3.77 EUR<' in status
+        assert client.get("/api/health").get_json()["forwarder"]["last_error"] == unreachable.last_error
+        outbox = client.get("/outbox").text
+        assert f"<td><code>{phone._list.doc.list.hex()}</code></td>" in outbox
+        assert escape(unreachable.last_error) in outbox
