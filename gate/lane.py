@@ -527,7 +527,10 @@ class Lane:
             self._enter(
                 LaneState.OPEN,
                 "pass: gate open",
-                {"timings_ms": {k: round(v * 1000, 3) for k, v in steps.items()}},
+                {
+                    "list": list_id.hex() if list_id else None,
+                    "timings_ms": {k: round(v * 1000, 3) for k, v in steps.items()},
+                },
             )
         return True
 

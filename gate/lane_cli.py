@@ -77,7 +77,18 @@ def events_command(config_path: Path, limit: int, as_json: bool, lane_events: bo
     cfg = lane_config.load(config_path, check_key_files=False)
     rows: list[dict[str, Any]] = []
     with GateStore(cfg.lane.database) as store:
+        # A pass's commit (and actuate) time is known only once its transaction is on disk, so the lane
+        # keeps it on the transition to "open", a few lane events after the decision.
+        after_commit = {
+            le.data["list"]: le.data.get("timings_ms", {})
+            for le in store.recent_lane_events(limit * 10)
+            if le.kind == "transition" and le.data.get("to") == "open" and le.data.get("list")
+        }
         for e in store.recent_events(limit):
+            timings = {k: round(v * 1000, 3) for k, v in e.timings.items()}
+            if e.verdict == "pass" and e.list_id:
+                for step, ms in after_commit.get(e.list_id.hex(), {}).items():
+                    timings.setdefault(step, ms)
             rows.append(
                 {
                     "type": "decision",
@@ -85,7 +96,7 @@ def events_command(config_path: Path, limit: int, as_json: bool, lane_events: bo
                     "at": e.at,
                     "verdict": e.verdict,
                     "reasons": [{"code": c, "message": m} for c, m in e.reasons],
-                    "timings_ms": {k: round(v * 1000, 3) for k, v in e.timings.items()},
+                    "timings_ms": timings,
                     "list": e.list_id.hex() if e.list_id else None,
                     "shopper": e.shopper,
                     "total": e.total,
