@@ -6,5 +6,6 @@ pytest_plugins = [
     "tests.fixtures.phone",
     "tests.fixtures.standins",
     "tests.fixtures.store",
+    "tests.fixtures.lane",  # after store: it imports it
     "tests.fixtures.panel",  # after lane: it imports it
 ]
