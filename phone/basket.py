@@ -1,16 +1,18 @@
 """The list being built (claim 4): lines added one scan at a time, a running total in minor units.
 
 The basket is the shopper's draft; it becomes a `ShoppingList` only when the shopper confirms it
-(claim 2), with a fresh random list id, the hold it is paid from and a total that is the sum of its lines.
+(claim 2, `Phone.confirm`), with a fresh random list id, the hold it is paid from and a total that is the
+sum of its lines.
 """
 
 from __future__ import annotations
 
-import os
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
-from gate.protocol.documents import ID_BYTES, MAX_LIST_ITEMS, VERSION, Item, ShoppingList, line_total
+from gate.errors import ProtocolError
+from gate.protocol.documents import MAX_LIST_ITEMS, VERSION, Item, ShoppingList, line_total
+from gate.protocol.parties import new_id
 from phone.errors import ScanError, StateError
 
 MAX_QTY = 10_000  # the format's limit per line (Item.qty); a store's policy may set a lower one
@@ -78,24 +80,32 @@ class Basket:
             return replace(self, lines=self.lines[:i] + self.lines[i + 1 :])
         raise ScanError(f"{code} is not in the list")
 
+    def items(self) -> tuple[Item, ...]:
+        """The lines as the list carries them."""
+        return tuple(line.item() for line in self.lines)
+
     def shopping_list(
         self, *, hold: bytes, store: str, created: int, list_id: bytes | None = None
     ) -> ShoppingList:
-        """The document the shopper signs: a new random 16-byte list id unless one is given."""
+        """The document the shopper signs: a new random 16-byte list id unless one is given, the total the
+        sum of the lines. It is decoded back strictly, so what is signed is what every verifier accepts."""
         if not self.lines:
             raise StateError("the list is empty: scan something first")
+        items = self.items()
         doc = ShoppingList(
             v=VERSION,
-            list=list_id if list_id is not None else os.urandom(ID_BYTES),
+            list=list_id if list_id is not None else new_id(),
             hold=hold,
             store=store,
             currency=self.currency,
             created=created,
-            items=tuple(line.item() for line in self.lines),
-            total=self.total,
+            items=items,
+            total=sum(item.line_total for item in items),
         )
-        # Round-trip through the strict decoder: what we sign is exactly what every verifier accepts.
-        return ShoppingList.decode(doc.encode())
+        try:
+            return ShoppingList.decode(doc.encode())
+        except ProtocolError as exc:
+            raise StateError(f"the list cannot be signed: {exc}") from exc
 
     def to_json(self) -> dict[str, Any]:
         return {"currency": self.currency, "lines": [asdict(line) for line in self.lines]}

@@ -22,18 +22,9 @@ from drivers.errors import CardStatus
 from drivers.nfc_apdu import SW_CONDITIONS_NOT_SATISFIED, SW_INS_NOT_SUPPORTED, SW_WRONG_P1P2
 from gate.errors import ProtocolError
 from gate.protocol.commands import INS_CHALLENGE, INS_RECEIPT
-from gate.protocol.documents import (
-    VERSION,
-    ExitAnswer,
-    ExitChallenge,
-    ExitPresentation,
-    ExitReceipt,
-    HoldVoucher,
-    ShoppingList,
-    Signed,
-    sign,
-)
+from gate.protocol.documents import ExitChallenge, ExitReceipt, HoldVoucher, ShoppingList, Signed
 from gate.protocol.keys import SigningKey, TrustedKeys
+from gate.protocol.parties import answer_challenge, present
 from phone.checks import check_receipt
 from phone.errors import PhoneError, Refused
 
@@ -90,13 +81,8 @@ class ExitCard:
                 f"the hold is for {store}",
             )
         self._challenge = challenge
-        answer = ExitAnswer(
-            v=VERSION, gate=challenge.gate, nonce=challenge.nonce, list_hash=self._list.doc.hash()
-        )
-        presentation = ExitPresentation(
-            v=VERSION, voucher=self._voucher, list=self._list, answer=sign(answer, self._key)
-        )
-        return presentation.encode()
+        answer = answer_challenge(self._key, challenge, self._list)
+        return present(self._voucher, self._list, answer).encode()
 
     def _take_receipt(self, data: bytes) -> None:
         if self._challenge is None:

@@ -38,7 +38,6 @@ from gate.catalog import CatalogError, MemoryCatalog, PriceChange, Product
 from gate.config import Gs1Layout
 from gate.errors import ProtocolError, SignatureError
 from gate.protocol.documents import (
-    ID_BYTES,
     NONCE_BYTES,
     VERSION,
     DeductionNotice,
@@ -51,6 +50,7 @@ from gate.protocol.documents import (
     sign,
 )
 from gate.protocol.keys import SigningKey, TrustedKeys, check_public_key, key_id
+from gate.protocol.parties import new_id
 from phone.basket import Basket, Line
 from phone.card import ExitCard
 from phone.checks import HoldAsked, check_feed, check_notice, check_voucher
@@ -422,7 +422,7 @@ class Phone:
                 return old
         doc = HoldRequest(
             v=VERSION,
-            request=os.urandom(ID_BYTES),
+            request=new_id(),
             shopper=profile.shopper,
             store=profile.store,
             currency=profile.currency,
@@ -502,6 +502,8 @@ class Phone:
         price = product.current_price()
         assert price is not None
         measure = resolved.measure
+        if measure is not None and measure.value == 0:
+            raise ScanError(f"{code}: the label carries no {measure.kind}: scan the label the scale printed")
         if measure is not None and measure.kind == "price":
             line = Line(code=code, name=product.name, qty=qty, unit_price=measure.value)
         elif measure is not None:

@@ -165,6 +165,7 @@ def test_goods_by_weight_and_with_the_price_in_the_barcode(phone_shop: PhoneShop
     assert "1 x Cake slice at 2.75 EUR: 2.75 EUR" in out.output
     refused = phone_shop.cli("scan", cheese[:-1] + str((int(cheese[-1]) + 1) % 10), "--more", ok=False)
     assert "check digit" in refused.output
+    assert "the label carries no weight" in phone_shop.cli("scan", cheese, "--more", ok=False).output
     phone_shop.cli("confirm", "--yes")
     lines = phone_shop.phone.visit().signed_list.doc.items  # type: ignore[union-attr]
     assert [(i.code, i.grams, i.unit_price, i.line_total) for i in lines] == [
