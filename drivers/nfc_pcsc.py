@@ -221,6 +221,7 @@ class PhoneReader:
         )
         if hresult not in _QUIET:
             raise _pcsc_error("SCardGetStatusChange", hresult)
+        self._backoff_s = _FIRST_BACKOFF_S
         if hresult != scard.SCARD_S_SUCCESS:
             return
         _, event, _ = states[0]
@@ -230,7 +231,6 @@ class PhoneReader:
         if event & scard.SCARD_STATE_EMPTY:
             self._served = None
             self._first_failed_start = None
-        self._backoff_s = _FIRST_BACKOFF_S
 
     def _ensure_context(self) -> int:
         if self._context is None:
@@ -303,11 +303,13 @@ class PhoneReader:
 
     def _recover(self, error: PcscError) -> None:
         self._counters.last_error = str(error)
+        # The first failure of a series is worth a warning; the retries behind it are not.
+        level = logging.WARNING if self._backoff_s == _FIRST_BACKOFF_S else logging.DEBUG
         if error.hresult in _READER_GONE:
-            log.warning("reader %r went away: %s", self._reader, error)
+            log.log(level, "reader %r went away: %s", self._reader, error)
             self._reader = None
         else:
-            log.warning("PC/SC context lost, establishing it again: %s", error)
+            log.log(level, "PC/SC context lost, establishing it again: %s", error)
             self._drop_context()
         self._state = scard.SCARD_STATE_UNAWARE
 
