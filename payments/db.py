@@ -2,6 +2,7 @@
 
 Every money movement is a row in `entries` (the journal) written in the same transaction as the change
 to the table it explains, so the reconciliation (payments/ledger.py) can prove the sums from two sides.
+WAL with synchronous=FULL: an answer is given only after its transaction is on disk.
 """
 
 from __future__ import annotations
@@ -188,7 +189,9 @@ def open_database(path: str | Path) -> Database:
     db = Database(conn)
     if target != ":memory:":
         db.enable_wal()
-        db.execute("PRAGMA synchronous=NORMAL")
+        # A COMMIT returns once it is on disk: the PS answers "settled" only for what a power cut keeps.
+        db.execute("PRAGMA synchronous=FULL")
+        db.execute("PRAGMA cache_size=-32768")  # 32 MiB: a store's working set stays in memory
     db.execute("PRAGMA foreign_keys=ON")
     migrations.apply(db)
     return db

@@ -39,7 +39,7 @@ from gate.protocol.documents import (
     sign,
 )
 from gate.protocol.keys import SigningKey, TrustedKeys, check_public_key, key_id
-from payments.bank import BankConnector, Evidence
+from payments.bank import BankConnector, Capture, Evidence
 from payments.db import Store, read_settings, rows
 from payments.documents import MAX_CONSUMED, MAX_PRICES, GateFeed, PriceEntry
 from payments.errors import (
@@ -652,58 +652,78 @@ class PaymentSystem:
                 _feed(db, "consumed", hold_hex, now)
 
     def _advance(self, charge_hex: str) -> tuple[int, str]:
-        """Take the charge from where it stopped to settled; BankUnavailable leaves it to be resumed."""
-        row = self.store.one("select * from charges where charge = ?", [charge_hex])
-        if row["state"] == "capture_pending":
-            self._capture(row)
-            row = self.store.one("select * from charges where charge = ?", [charge_hex])
-        if row["state"] == "releasing":
-            if row["from_hold"]:
-                self._release_hold(row["hold"])
-            self._settle(charge_hex)
-            row = self.store.one("select * from charges where charge = ?", [charge_hex])
-        return 200, row["answer"]
+        """Take the charge from where it stopped to settled; BankUnavailable leaves it to be resumed.
 
-    def _capture(self, row: dict[str, Any]) -> None:
-        signed = open_signed(row["body"], Charge)
-        evidence = Evidence(
-            signed_list=signed.doc.list.encode(), shopper_key=signed.doc.voucher.doc.shopper_key
-        )
+        The bank calls (capture, then release) come first, outside any transaction; what they did is then
+        recorded together with the settlement in one transaction. A crash in between loses nothing: the
+        charge is still `capture_pending` and the next attempt calls the bank again with the same
+        references, which answers the first capture again instead of taking the money twice.
+        """
+        row = self.store.one("select * from charges where charge = ?", [charge_hex])
+        if row["state"] == "settled":
+            return 200, row["answer"]
+        hold = self.store.one("select * from holds where hold = ?", [row["hold"]])
+        captured: Capture | None = None
+        declined = ""
+        if row["state"] == "capture_pending":
+            signed = open_signed(row["body"], Charge)
+            evidence = Evidence(signed.doc.list.encode(), signed.doc.voucher.doc.shopper_key)
+            try:
+                captured = self.bank.capture(row["hold"], charge_hex, row["bank_planned"], evidence)
+            except BankUnavailable as exc:
+                with self.store.tx() as db:
+                    db.execute(
+                        "update charges set last_error = ? where charge = ?", [exc.message, charge_hex]
+                    )
+                raise
+            except BankDeclined as exc:  # the bank part becomes a debt; the hold is released all the same
+                declined = exc.message
+        taken = min(captured.amount, row["bank_planned"]) if captured else 0
+        releasing = bool(row["from_hold"]) and hold["state"] == "releasing"
+        remaining = hold["bank"] - (hold["bank_captured"] + taken) - hold["bank_released"] if releasing else 0
+        released_at_bank = True
+        if remaining > 0:
+            try:
+                self.bank.release(row["hold"])
+            except (BankUnavailable, BankDeclined):
+                released_at_bank = False  # the sweep asks again; the charge settles now
         now = self.now()
-        try:
-            capture = self.bank.capture(row["hold"], row["charge"], row["bank_planned"], evidence)
-        except BankUnavailable as exc:
-            with self.store.tx() as db:
-                db.execute("update charges set last_error = ? where charge = ?", [exc.message, row["charge"]])
-            raise
-        except BankDeclined as exc:  # the bank part becomes a debt; the hold is released in the next step
-            with self.store.tx() as db:
-                db.execute(
-                    "update charges set state = 'releasing', debt = debt + bank_planned, last_error = ?"
-                    " where charge = ?",
-                    [exc.message, row["charge"]],
-                )
-                db.execute("update holds set reason = 'bank_release_pending' where hold = ?", [row["hold"]])
-            return
-        taken = min(capture.amount, row["bank_planned"])
         with self.store.tx() as db:
-            db.execute(
-                "update charges set state = 'releasing', bank = ?, bank_ref = ?, debt = debt + ?,"
-                " last_error = null where charge = ?",
-                [
-                    taken,
-                    _BANK_REF.sub("", capture.reference)[:64],
-                    row["bank_planned"] - taken,
-                    row["charge"],
-                ],
-            )
-            db.execute(
-                "update holds set bank_captured = ?, reason = 'bank_release_pending' where hold = ?",
-                [taken, row["hold"]],
-            )
-            _entry(
-                db, now, "bank_capture", taken, shopper=row["shopper"], hold=row["hold"], charge=row["charge"]
-            )
+            if row["state"] == "capture_pending":
+                bank_ref = _BANK_REF.sub("", captured.reference)[:64] if captured else ""
+                db.execute(
+                    "update charges set state = 'releasing', bank = ?, bank_ref = ?, debt = debt + ?,"
+                    " last_error = ? where charge = ?",
+                    [taken, bank_ref, row["bank_planned"] - taken, declined or None, charge_hex],
+                )
+                db.execute(
+                    "update holds set bank_captured = bank_captured + ? where hold = ?", [taken, row["hold"]]
+                )
+                if taken:
+                    _entry(
+                        db,
+                        now,
+                        "bank_capture",
+                        taken,
+                        shopper=row["shopper"],
+                        hold=row["hold"],
+                        charge=charge_hex,
+                    )
+            if releasing and released_at_bank:
+                if remaining > 0:
+                    _entry(db, now, "bank_release", remaining, shopper=row["shopper"], hold=row["hold"])
+                db.execute(
+                    "update holds set bank_released = bank_released + ?, state = 'closed', reason = null,"
+                    " bank_cleanup = 0, closed = ? where hold = ?",
+                    [max(remaining, 0), now, row["hold"]],
+                )
+            elif releasing:
+                db.execute(
+                    "update holds set bank_cleanup = 1, reason = 'bank_release_pending' where hold = ?",
+                    [row["hold"]],
+                )
+            answer = self._settle(db, charge_hex, now)
+        return 200, answer
 
     def _release_hold(self, hold_hex: str) -> bool:
         """Give back what a hold still holds at the bank; False (left for the sweep) if the bank is down."""
@@ -732,72 +752,65 @@ class PaymentSystem:
             )
         return True
 
-    def _settle(self, charge_hex: str) -> None:
-        """Raise the debt if any, sign the deduction notice, store the answer (step three)."""
-        now = self.now()
-        with self.store.tx() as db:
-            row = _one(db, "select * from charges where charge = ?", [charge_hex])
-            hold = _one(db, "select * from holds where hold = ?", [row["hold"]])
-            released = 0
-            if row["from_hold"]:
-                released = (hold["stored_value"] - hold["sv_captured"]) + (
-                    hold["bank"] - hold["bank_captured"]
-                )
-            if row["debt"]:
-                _insert(
-                    db,
-                    "debts",
-                    {
-                        "charge": charge_hex,
-                        "shopper": row["shopper"],
-                        "hold": row["hold"],
-                        "amount": row["debt"],
-                        "repaid": 0,
-                        "created": now,
-                    },
-                )
-                db.execute(
-                    "update shoppers set debt = debt + ? where shopper = ?", [row["debt"], row["shopper"]]
-                )
-                _entry(
-                    db, now, "debt", row["debt"], shopper=row["shopper"], hold=row["hold"], charge=charge_hex
-                )
-                self._deny(db, row["shopper"], row["hold"], now)
-            notice = sign(
-                DeductionNotice(
-                    v=VERSION,
-                    charge=bytes.fromhex(charge_hex),
-                    hold=bytes.fromhex(row["hold"]),
-                    shopper=row["shopper"],
-                    currency=row["currency"],
-                    total=row["amount"],
-                    stored_value=row["stored_value"],
-                    bank=row["bank"],
-                    bank_ref=row["bank_ref"] or "",
-                    released=released,
-                    debt=row["debt"],
-                    settled=now,
-                ),
-                self.key,
-            ).encode()
-            answer = _json(
+    def _settle(self, db: Any, charge_hex: str, now: int) -> str:
+        """In the caller's transaction: raise the debt if any, sign the deduction notice, store the answer."""
+        row = _one(db, "select * from charges where charge = ?", [charge_hex])
+        hold = _one(db, "select * from holds where hold = ?", [row["hold"]])
+        released = 0
+        if row["from_hold"]:
+            released = (hold["stored_value"] - hold["sv_captured"]) + (hold["bank"] - hold["bank_captured"])
+        if row["debt"]:
+            _insert(
+                db,
+                "debts",
                 {
                     "charge": charge_hex,
-                    "status": "debt" if row["debt"] else "settled",
-                    "total": row["amount"],
-                    "stored_value": row["stored_value"],
-                    "bank": row["bank"],
-                    "debt": row["debt"],
-                    "released": released,
-                    "bank_ref": row["bank_ref"] or "",
-                    "notice": b64(notice),
-                }
+                    "shopper": row["shopper"],
+                    "hold": row["hold"],
+                    "amount": row["debt"],
+                    "repaid": 0,
+                    "created": now,
+                },
             )
-            db.execute(
-                "update charges set state = 'settled', released = ?, notice = ?, answer = ?, settled = ?"
-                " where charge = ?",
-                [released, notice, answer, now, charge_hex],
-            )
+            db.execute("update shoppers set debt = debt + ? where shopper = ?", [row["debt"], row["shopper"]])
+            _entry(db, now, "debt", row["debt"], shopper=row["shopper"], hold=row["hold"], charge=charge_hex)
+            self._deny(db, row["shopper"], row["hold"], now)
+        notice = sign(
+            DeductionNotice(
+                v=VERSION,
+                charge=bytes.fromhex(charge_hex),
+                hold=bytes.fromhex(row["hold"]),
+                shopper=row["shopper"],
+                currency=row["currency"],
+                total=row["amount"],
+                stored_value=row["stored_value"],
+                bank=row["bank"],
+                bank_ref=row["bank_ref"] or "",
+                released=released,
+                debt=row["debt"],
+                settled=now,
+            ),
+            self.key,
+        ).encode()
+        answer = _json(
+            {
+                "charge": charge_hex,
+                "status": "debt" if row["debt"] else "settled",
+                "total": row["amount"],
+                "stored_value": row["stored_value"],
+                "bank": row["bank"],
+                "debt": row["debt"],
+                "released": released,
+                "bank_ref": row["bank_ref"] or "",
+                "notice": b64(notice),
+            }
+        )
+        db.execute(
+            "update charges set state = 'settled', released = ?, notice = ?, answer = ?, settled = ?"
+            " where charge = ?",
+            [released, notice, answer, now, charge_hex],
+        )
+        return answer
 
     def charge(self, charge_hex: str) -> dict[str, Any]:
         row = self.store.one("select * from charges where charge = ?", [charge_hex.lower()])
