@@ -4,8 +4,9 @@ It stands in for the acquirer in tests, benchmarks and the demo, in its own proc
 (`selfcheckout payments bank`) or in a thread. Its state is in memory: it models a bank that keeps its
 promises (idempotent by reference), not one that survives a restart.
 
-Faults are set at run time through `POST /admin/faults`, so a test can put the bank in an outage, or make
-it decline, at hold time or at capture time, while everything else keeps running.
+Faults are set at run time through `POST /admin/faults`, so a test can put the bank in an outage, make it
+decline, or make it do the work and lose the answer (503 after the fact), at hold, capture or release time,
+while everything else keeps running.
 """
 
 from __future__ import annotations
@@ -73,6 +74,7 @@ class BankSimulator:
         self.decline_rate = decline_rate
         self.outage: set[str] = set()
         self.decline: set[str] = set()
+        self.lost: set[str] = set()
 
     # -- faults ---------------------------------------------------------------------------------------
 
@@ -82,6 +84,8 @@ class BankSimulator:
                 self.outage = _operations(settings["outage"], "outage")
             if "decline" in settings:
                 self.decline = _operations(settings["decline"], "decline")
+            if "lost" in settings:
+                self.lost = _operations(settings["lost"], "lost")
             if "decline_rate" in settings:
                 rate = settings["decline_rate"]
                 if not isinstance(rate, int | float) or isinstance(rate, bool) or not 0 <= rate <= 1:
@@ -98,9 +102,16 @@ class BankSimulator:
         return {
             "outage": sorted(self.outage),
             "decline": sorted(self.decline),
+            "lost": sorted(self.lost),
             "decline_rate": self.decline_rate,
             "latency_ms": self.latency_ms,
         }
+
+    def _answer(self, operation: str, status: int, answer: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        """The answer, or - for an operation whose answers are 'lost' - a 503 after the work was done."""
+        if operation in self.lost:
+            raise _Refusal(503, "outage", f"the {operation} was done but its answer is lost (simulated)")
+        return status, answer
 
     def _gate(self, operation: str) -> None:
         if self.latency_ms:
@@ -126,7 +137,7 @@ class BankSimulator:
             if "hold" in self.decline or self._rng.random() < self.decline_rate:
                 raise _Refusal(402, "declined", f"the bank declined a hold of {amount} on {account}")
             hold = self._holds[reference] = _Hold(reference, account, amount, currency)
-            return 201, hold.to_json()
+            return self._answer("hold", 201, hold.to_json())
 
     def capture(self, reference: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         self._gate("capture")
@@ -148,7 +159,7 @@ class BankSimulator:
             hold.captured += amount
             hold.captures[capture_ref] = amount
             self._capture_log.append({"hold": reference, "reference": capture_ref, "amount": amount})
-            return 201, _capture_answer(hold, capture_ref)
+            return self._answer("capture", 201, _capture_answer(hold, capture_ref))
 
     def release(self, reference: str) -> tuple[int, dict[str, Any]]:
         self._gate("release")
@@ -158,7 +169,7 @@ class BankSimulator:
                 return 200, {"reference": reference, "released": 0}
             released = hold.remaining
             hold.released += released
-            return 200, {"reference": reference, "released": released, "hold": hold.to_json()}
+            return self._answer("release", 200, {"reference": reference, "released": released})
 
     def hold(self, reference: str) -> dict[str, Any]:
         with self._lock:

@@ -518,3 +518,36 @@ def test_feed_pages_prices_and_consumed_holds(
 def test_unknown_routes_answer_json(payments_stack: LocalStack) -> None:
     response = get(payments_stack.url + "/v1/nothing")
     assert response.status_code == 404 and response.json()["error"] == "not_found"
+
+
+def test_the_bank_captures_and_its_answer_is_lost_the_retry_captures_nothing_more(
+    api: CheckedClient, payments_stack: LocalStack, alice, gate
+) -> None:
+    voucher = payments_stack.place_hold(alice, 3000)
+    body = make_exit(alice, gate, voucher, basket(pens=9), now=payments_stack.now()).encode()
+    payments_stack.bank.faults(lost=["capture", "release"])
+    assert charge(api, body).status_code == 503  # captured at the bank, the PS never heard
+    assert payments_stack.bank.summary()["capture_count"] == 1
+    payments_stack.bank.faults(lost=["release"])
+    answer = charge(api, body)
+    assert answer.status_code == 200 and answer.json()["bank"] == 661  # the bank answered its first capture
+    bank = payments_stack.bank.summary()
+    assert (bank["capture_count"], bank["replays"], bank["open"]) == (1, 1, 0)  # released; the answer lost
+    report = assert_reconciled(payments_stack)
+    assert report["holds"]["open_reasons"] == {"bank_release_pending": 1}
+    payments_stack.bank.faults(lost="none")
+    assert payments_stack.system.sweep()["releases"] == 1
+    assert assert_reconciled(payments_stack)["holds"]["open"] == []
+
+
+def test_the_bank_places_a_hold_and_its_answer_is_lost(
+    api: CheckedClient, payments_stack: LocalStack, alice
+) -> None:
+    payments_stack.bank.faults(lost=["hold"])
+    response, _ = hold(api, payments_stack, alice, 3000)
+    assert (response.status_code, response.json()["error"]) == (503, "bank_unavailable")
+    bank = payments_stack.bank.summary()
+    assert (bank["holds"], bank["open"]) == (1, 0)  # placed, then released by the PS just in case
+    shopper = api.get("/v1/shoppers/alice").json()
+    assert (shopper["reserved"], shopper["available"]) == (0, 500)
+    assert_reconciled(payments_stack)
