@@ -25,7 +25,7 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import Any
 
@@ -59,7 +59,8 @@ MAX_BODY_BYTES = 16 * 1024
 PIN_TRIES = 5  # wrong PINs in a row before logins pause
 PIN_PAUSE_S = 60.0
 CSP = "default-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
-_OPEN_ENDPOINTS = frozenset({"login", "static", "favicon", "api_health"})
+_OPEN_ENDPOINTS = frozenset({"login", "static", "favicon", "api_health"})  # without the PIN
+_NO_SESSION = frozenset({"static", "favicon", "api_health", "api_events"})  # no cookie for machines
 
 
 def create_app(
@@ -68,7 +69,7 @@ def create_app(
     secret_key: bytes,
     pin: str | None = None,
     hosts: Collection[str] | None = None,
-    clock: Any = time.monotonic,
+    clock: Callable[[], float] = time.monotonic,
 ) -> Flask:
     """The panel for one running lane. `secret_key` signs the session cookie (no default: see
     secret_key_for). `pin`, when given, is asked for once per session. `hosts` are the names the panel
@@ -129,7 +130,7 @@ def create_app(
         forms.check_host(request.host, allowed_hosts)
         if request.method == "POST":
             forms.check_origin(request.headers.get("Origin"), request.host_url)
-        if "csrf" not in session and request.method in ("GET", "HEAD"):
+        if "csrf" not in session and request.method == "GET" and request.endpoint not in _NO_SESSION:
             session["csrf"] = forms.new_csrf_token()  # a POST without one is refused: no session
         if pin_guard and not session.get("technician") and request.endpoint not in _OPEN_ENDPOINTS:
             if request.method == "GET" and not wants_json():
@@ -326,7 +327,7 @@ def serve(service: LaneService, *, host: str | None = None, port: int | None = N
 class _PinGuard:
     """The technician PIN, and a pause after PIN_TRIES wrong ones in a row (whoever sent them)."""
 
-    def __init__(self, pin: str, clock: Any) -> None:
+    def __init__(self, pin: str, clock: Callable[[], float]) -> None:
         self._pin = pin.encode()
         self._clock = clock
         self._lock = threading.Lock()
