@@ -22,9 +22,8 @@ INS_SELECT = 0xA4
 INS_GET_RESPONSE = 0xC0
 P1_SELECT_BY_NAME = 0x04
 
-# Application commands (docs/protocol.md) take INS values here; 0xA0-0xCF stays the transport's.
+# Application commands (docs/protocol.md) take INS values here; 0xA0-0xCF is kept for the transport.
 APP_INS = range(0x10, 0x60)
-TRANSPORT_INS = range(0xA0, 0xD0)
 
 MAX_CHUNK = 255  # data bytes in one short command APDU
 MAX_LE = 256  # response data bytes one short APDU can ask for (Le byte 00)
