@@ -207,6 +207,8 @@ class PhoneReader:
     def _wait_change(self, deadline: float) -> None:
         """Block until the reader's state changes (or readers come and go), at most until deadline."""
         context = self._ensure_context()
+        if self._closed:  # close() may have cancelled the context before this one was established
+            return
         if self._reader is None and not self._find_reader(context):
             wait = min(deadline - time.monotonic(), _NO_READER_POLL_S)
             hresult, _ = scard.SCardGetStatusChange(

@@ -126,6 +126,8 @@ class PhoneSession:
         session is over (every later call raises the same); after an ApduError it can go on.
         """
         commands = command_chain(ins, data, p1, p2)
+        if self._ended is not None:  # already counted when it happened
+            raise type(self._ended)(f"session already over: {self._ended}")
         self._counters.add("exchanges")
         try:
             return self._run(commands, time.monotonic() + self._timeout_s)
