@@ -45,7 +45,7 @@ def make_gate(mock_factory: MockFactory) -> Iterator[Callable[..., GateIO]]:
     gates: list[GateIO] = []
 
     def make(**settings: object) -> GateIO:
-        gate = GateIO(**{**PINS, "debounce_ms": 0, **settings}, pin_factory=mock_factory)  # type: ignore[arg-type]
+        gate = GateIO(**{**PINS, "debounce_ms": 0, **settings}, pin_factory=mock_factory)
         gates.append(gate)
         return gate
 
@@ -83,7 +83,7 @@ def test_relay_sequences_for_each_wiring(
 
 
 def test_the_config_section_passes_through(mock_factory: MockFactory) -> None:
-    section = GpioSection(**PINS)  # type: ignore[arg-type]
+    section = GpioSection(**PINS)
     with GateIO(**asdict(section), door_fault_ms=1500, pin_factory=mock_factory) as gate:
         assert gate.health()["locked"] is True
 
@@ -304,8 +304,8 @@ def test_close_is_idempotent_and_final(make_gate: Callable[..., GateIO], mock_fa
 
 def test_bad_settings(mock_factory: MockFactory) -> None:
     with pytest.raises(InvalidArgument, match="fail_mode"):
-        GateIO(**PINS, fail_mode="fail-open", pin_factory=mock_factory)  # type: ignore[arg-type]
+        GateIO(**PINS, fail_mode="fail-open", pin_factory=mock_factory)
     with pytest.raises(DeviceUnavailable, match="GPIO"):
-        GateIO(**{**PINS, "red_pin": 23}, pin_factory=mock_factory)  # type: ignore[arg-type]
-    with GateIO(**PINS, pin_factory=mock_factory) as gate:  # type: ignore[arg-type]
+        GateIO(**{**PINS, "red_pin": 23}, pin_factory=mock_factory)
+    with GateIO(**PINS, pin_factory=mock_factory) as gate:
         assert gate.locked  # the failed attempt released every pin it had taken

@@ -22,6 +22,7 @@ from drivers.nfc_apdu import INS_SELECT, SW_INS_NOT_SUPPORTED
 from drivers.nfc_applet import CardApplet
 from drivers.nfc_inprocess import InProcessReader
 from drivers.nfc_pcsc import PhoneReader
+from drivers.nfc_session import PhoneSession
 from drivers.virtual_card import VirtualCard
 
 INS_ECHO = 0x10
@@ -95,7 +96,7 @@ class Tap:
             phone.lift = self.lift
         self._place(phone)
 
-    def session(self, phone: Phone | CardApplet | None = None, timeout_s: float = 5.0):
+    def session(self, phone: Phone | CardApplet | None = None, timeout_s: float = 5.0) -> PhoneSession:
         self.place(phone or Phone())
         session = self.reader.wait_for_phone(timeout_s)
         assert session is not None, self.reader.health()

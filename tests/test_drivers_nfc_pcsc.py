@@ -29,7 +29,7 @@ def name_of_next_phone(reader: PhoneReader, timeout_s: float = 5.0) -> bytes:
 def test_pcscd_killed_mid_session_and_restarted(pcsc: Pcscd, virtual_phone: MakeCard) -> None:
     with PhoneReader(FIRST, reestablish_max_s=0.2) as reader:
         virtual_phone(Phone("before")).insert()
-        with reader.wait_for_phone(5.0) as session:  # type: ignore[union-attr]
+        with reader.wait_for_phone(5.0) as session:
             assert session.exchange(INS_NAME) == b"before"
             pcsc.kill()
             with pytest.raises(PhoneLost):

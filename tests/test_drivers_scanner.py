@@ -43,7 +43,7 @@ def make_scanner(pty_pair: PtyPair) -> Iterator[Callable[..., BarcodeScanner]]:
     made: list[BarcodeScanner] = []
 
     def make(**settings: object) -> BarcodeScanner:
-        scanner = BarcodeScanner(str(pty_pair.device), **{"reconnect_max_s": 0.2, **settings})  # type: ignore[arg-type]
+        scanner = BarcodeScanner(str(pty_pair.device), **{"reconnect_max_s": 0.2, **settings})
         made.append(scanner)
         # pyserial flushes input on open: a line written before the driver opened the port is not a scan.
         wait_until(lambda: scanner.health()["connected"])
