@@ -89,7 +89,11 @@ class _PcscLink:
 
 
 class PhoneReader:
-    """Phones tapped on the PC/SC reader whose name matches ``name_pattern`` (re.search)."""
+    """Phones tapped on the PC/SC reader whose name matches ``name_pattern`` (re.search).
+
+    One tap, one session: a phone left on the reader is not served again. After pcscd restarts its event
+    counts start again, so a phone still on the reader then counts as a new tap.
+    """
 
     def __init__(
         self,
