@@ -1,7 +1,7 @@
 """Pulling the payment system's feed into the gate: deny lists, holds consumed elsewhere, price changes.
 
 The gate asks `GET /v1/feed?since=<its version>&nonce=<32 random bytes>` and gets a GateFeed signed by
-the payment system (payments/documents.py, docs/payments-api.md "Feed"). It checks the signature against
+the payment system (gate/protocol/feed.py, docs/payments-api.md "Feed"). It checks the signature against
 the trusted payment-system keys of its config, that the feed is for its store, answers its own nonce (so
 a recorded feed cannot roll a deny list back) and starts at its version; then it applies each page in one
 transaction (GateStore.apply_feed) and asks again until it has the latest version.
@@ -19,9 +19,9 @@ import requests
 from gate.catalog import PriceChange
 from gate.errors import GateError, ProtocolError, SignatureError
 from gate.protocol.documents import open_signed
+from gate.protocol.feed import GateFeed
 from gate.protocol.keys import TrustedKeys
 from gate.store import GateStore
-from payments.documents import GateFeed
 
 MAX_PAGES = 200
 

@@ -38,10 +38,10 @@ from gate.protocol.documents import (
     open_signed,
     sign,
 )
+from gate.protocol.feed import MAX_CONSUMED, MAX_PRICES, GateFeed, PriceEntry
 from gate.protocol.keys import SigningKey, TrustedKeys, check_public_key, key_id
 from payments.bank import BankConnector, Capture, Evidence
 from payments.db import Store, read_settings, rows
-from payments.documents import MAX_CONSUMED, MAX_PRICES, GateFeed, PriceEntry
 from payments.errors import (
     BadRequest,
     BankDeclined,

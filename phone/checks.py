@@ -24,8 +24,8 @@ from gate.protocol.documents import (
     Signed,
     open_signed,
 )
+from gate.protocol.feed import GateFeed
 from gate.protocol.keys import TrustedKeys
-from payments.documents import GateFeed
 from phone.errors import Refused
 
 CLOCK_SKEW_S = 300  # how far the phone's clock may disagree with the payment system's

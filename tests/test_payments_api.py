@@ -14,9 +14,9 @@ import pytest
 from gate.barcodes import check_digit
 from gate.protocol import encoding
 from gate.protocol.documents import Charge, DeductionNotice, HoldRequest, HoldVoucher, open_signed, sign
+from gate.protocol.feed import GateFeed
 from gate.protocol.keys import SigningKey, TrustedKeys
 from gate.sync import verify_feed
-from payments.documents import GateFeed
 from payments.local import LocalStack, SimGate, SimShopper, make_exit
 from tests.fixtures.payments import CheckedClient, assert_reconciled, basket, get, start_stack
 

@@ -17,8 +17,8 @@ import pytest
 from drivers.errors import ApduStatusError
 from gate.protocol import encoding
 from gate.protocol.documents import DeductionNotice, ExitReceipt, HoldVoucher, Signed
+from gate.protocol.feed import GateFeed
 from gate.protocol.keys import SigningKey
-from payments.documents import GateFeed
 from phone.card import SW_SECURITY_NOT_SATISFIED
 from tests.fixtures.payments import MILK, PEN
 from tests.fixtures.phone import PhoneShop, TamperingProxy, resign, rewrite_document, state_files

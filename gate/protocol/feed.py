@@ -1,12 +1,13 @@
-"""The payment system's own signed document: the feed that gates pull (deny list, consumed holds, prices).
+"""The feed: the payment system's signed answer to "what changed since version N?" (docs/protocol.md).
 
-It is built on gate.protocol.documents.Document, so it travels in the same signed envelope, with the same
-canonical encoding, and is verified by the gate with the same trusted payment-system keys as a voucher.
+The payment system signs it; gates pull it (deny lists, holds consumed at other gates, prices) and so do
+phones (prices). It is a protocol document like the voucher, built on gate.protocol.documents.Document: the
+same signed envelope, the same canonical encoding, verified with the same trusted payment-system keys.
 
-A feed answers one question from one gate: "what changed since version N?". The deny sets are sent whole
-(they replace the gate's), consumed holds and prices are the changes after `since` up to `version`. A page
-holds at most what fits in one document; `version < latest` means "ask again from `version`". The gate's
-random nonce is echoed inside the signature, so a recorded feed cannot be replayed to roll a deny list back.
+The deny sets are sent whole (they replace the gate's), consumed holds and prices are the changes after
+`since` up to `version`. A page holds at most what fits in one document; `version < latest` means "ask again
+from `version`". The asker's random nonce is echoed inside the signature, so a recorded feed cannot be
+replayed to roll a deny list back.
 """
 
 from __future__ import annotations
