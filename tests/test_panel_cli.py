@@ -20,13 +20,7 @@ from pathlib import Path
 
 from gate.panel import PanelServer
 from tests.fixtures import standin_unavailable
-from tests.fixtures.lane import SELFCHECKOUT, write_lane_files
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from tests.fixtures.lane import SELFCHECKOUT, free_port, write_lane_files
 
 
 class Lane:
