@@ -173,6 +173,9 @@ class PanelSection:
     host: str = _spec("an address to listen on", check=bool, default="127.0.0.1")
     port: int = _spec("a TCP port 1-65535", check=lambda v: 1 <= v <= 65535, default=8080)
     secret_key_file: Path | None = _spec("a path to the panel's session secret, or absent", default=None)
+    pin_file: Path | None = _spec(
+        "a path to a file holding the technicians' PIN (4-32 digits), or absent", default=None
+    )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -191,7 +194,7 @@ class LaneConfig:
     source: Path = field(default=Path("<memory>"), compare=False)
 
 
-_KEY_FILE_FIELDS = ("lane.gate_key_file", "panel.secret_key_file")
+_KEY_FILE_FIELDS = ("lane.gate_key_file", "panel.secret_key_file", "panel.pin_file")
 
 
 def load(path: str | os.PathLike[str], *, check_key_files: bool = True) -> LaneConfig:

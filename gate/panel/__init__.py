@@ -22,6 +22,7 @@ import hmac
 import json
 import logging
 import os
+import re
 import socket
 import threading
 import time
@@ -314,10 +315,24 @@ def secret_key_for(panel: PanelSection) -> bytes:
     return key
 
 
+def pin_for(panel: PanelSection) -> str | None:
+    """The technicians' PIN from panel.pin_file (4-32 digits), or None when the config names no file."""
+    path = panel.pin_file
+    if path is None:
+        return None
+    try:
+        pin = Path(path).read_text().strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise PanelError(f"{path}: cannot read the technicians' PIN: {exc}") from exc
+    if not re.fullmatch(r"[0-9]{4,32}", pin):
+        raise PanelError(f"{path}: the technicians' PIN must be 4-32 digits")
+    return pin
+
+
 def serve(service: LaneService, *, host: str | None = None, port: int | None = None) -> PanelServer:
     """The panel served at panel.host:panel.port on a thread (a context manager; close() stops it)."""
     panel = service.config.panel
-    app = create_app(service, secret_key=secret_key_for(panel))
+    app = create_app(service, secret_key=secret_key_for(panel), pin=pin_for(panel))
     return PanelServer(app, panel.host if host is None else host, panel.port if port is None else port)
 
 
