@@ -211,6 +211,7 @@ def _process_memory(bench: Bench, taps: int = 50) -> Iterator[dict]:
             str(bench.config.source),
             "--mock-gpio",
             "--no-forward",
+            "--no-panel",
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
