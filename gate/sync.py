@@ -4,7 +4,8 @@ The gate asks `GET /v1/feed?since=<its version>&nonce=<32 random bytes>` and get
 the payment system (gate/protocol/feed.py, docs/payments-api.md "Feed"). It checks the signature against
 the trusted payment-system keys of its config, that the feed is for its store, answers its own nonce (so
 a recorded feed cannot roll a deny list back) and starts at its version; then it applies each page in one
-transaction (GateStore.apply_feed) and asks again until it has the latest version.
+transaction (GateStore.apply_feed) and asks again until it has the latest version. The page's `gates` (the
+store's gate keys, for phones to verify exit receipts with) is covered by the signature and not used here.
 """
 
 from __future__ import annotations

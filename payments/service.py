@@ -38,7 +38,7 @@ from gate.protocol.documents import (
     open_signed,
     sign,
 )
-from gate.protocol.feed import MAX_CONSUMED, MAX_PRICES, GateFeed, PriceEntry
+from gate.protocol.feed import MAX_CONSUMED, MAX_GATES, MAX_PRICES, GateFeed, GateKey, PriceEntry
 from gate.protocol.keys import SigningKey, TrustedKeys, check_public_key, key_id
 from payments.bank import BankConnector, Capture, Evidence
 from payments.db import Store, read_settings, rows
@@ -294,6 +294,13 @@ class PaymentSystem:
             other = _one(db, "select gate from gates where key_id = ? and gate != ?", [kid, gate])
             if other is not None:
                 raise Conflict(f"this key is already enrolled for gate {other['gate']}", code="enrolled")
+            active = _one(db, "select count(*) as n from gates where active = 1 and gate != ?", [gate])["n"]
+            if active >= MAX_GATES:
+                raise Conflict(
+                    f"the store has {active} active gates and the feed lists at most {MAX_GATES}: "
+                    "revoke one first",
+                    code="too_many_gates",
+                )
             db["gates"].upsert(
                 {
                     "gate": gate,
@@ -863,7 +870,12 @@ class PaymentSystem:
                 bytes.fromhex(r["key"]) for r in rows(db, "select key from deny where kind = 'hold'")
             )
             deny_shoppers = sorted(r["key"] for r in rows(db, "select key from deny where kind = 'shopper'"))
+            gates = [
+                GateKey(gate=r["gate"], public_key=r["public_key"])
+                for r in rows(db, "select gate, public_key from gates where active = 1 order by gate")
+            ]
             budget = FEED_PAGE_BYTES - 20 * len(deny_holds) - 70 * len(deny_shoppers)
+            budget -= sum(len(g.encode()) for g in gates)
             if budget < 8_000:
                 raise PaymentsError("the deny list is too long for one feed page", code="feed_too_large")
             consumed: list[bytes] = []
@@ -917,6 +929,7 @@ class PaymentSystem:
             deny_shoppers=tuple(deny_shoppers),
             consumed=tuple(consumed),
             prices=tuple(prices),
+            gates=tuple(gates),
         )
         return {"feed": b64(sign(feed, self.key).encode()), "version": version, "latest": latest}
 

@@ -136,9 +136,9 @@ def check_notice(
 def check_feed(
     data: bytes, ps_keys: TrustedKeys, *, store: str, nonce: bytes, since: int
 ) -> Signed[GateFeed]:
-    """One page of the store's feed (the catalog's prices are in it): signed by a pinned payment-system
-    key, for this store, answering our own fresh nonce and the version we asked from."""
-    what = "catalog feed"
+    """One page of the store's feed (the catalog's prices and the gate keys are in it): signed by a pinned
+    payment-system key, for this store, answering our own fresh nonce and the version we asked from."""
+    what = "store feed"
     signed = _open(data, GateFeed, what, ps_keys)
     f = signed.doc
     _expect(what, "store", f.store, store)

@@ -125,13 +125,10 @@ def enrol(
 
 
 @phone_group.command()
-@click.option(
-    "--token", envvar="SELFCHECKOUT_PS_TOKEN", help="Needed where the PS shows gate keys only to staff."
-)
 @pass_phone
-def sync(phone: Phone, token: str | None) -> None:
-    """Refresh the store's catalog (and the gate keys) from the payment system."""
-    result = phone.sync(token=token)
+def sync(phone: Phone) -> None:
+    """Refresh the store's catalog and gate keys from the payment system's signed feed."""
+    result = phone.sync()
     click.echo(
         f"catalog at version {result.catalog_version}: {result.products} products "
         f"({result.price_changes} new price changes)"

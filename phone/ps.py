@@ -52,17 +52,10 @@ class PaymentSystemClient:
         return self._call("GET", "/v1/keys")
 
     def feed(self, since: int, nonce: bytes) -> tuple[bytes, int, int]:
-        """One signed page of the store's feed (prices among it): (envelope bytes, version, latest)."""
+        """One signed page of the store's feed (prices and gate keys in it): (envelope bytes, version,
+        latest)."""
         answer = self._call("GET", "/v1/feed", params={"since": str(since), "nonce": nonce.hex()})
         return _document(answer, "feed"), _int(answer, "version"), _int(answer, "latest")
-
-    def gates(self, token: str | None = None) -> list[dict[str, Any]]:
-        """The store's enrolled gates: [{"gate", "key_id", "public_key" (hex), "active", ...}]."""
-        answer = self._call("GET", "/v1/gates", token=token)
-        gates = answer.get("gates")
-        if not isinstance(gates, list) or not all(isinstance(g, dict) for g in gates):
-            raise Refused("gate list refused: 'gates' is not a list of objects")
-        return gates
 
     # -- the shopper ------------------------------------------------------------------------------------
 

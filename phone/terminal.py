@@ -1,7 +1,7 @@
 """The reference mobile terminal (claims 1-4): what a shopping app does, step by step, on a state folder.
 
     phone = Phone.init(state_dir)                         # the shopper's key: the "pre-set signature"
-    phone.enrol("http://ps:8600", "alice", "DE89...")     # pin the PS keys and the store's gate keys
+    phone.enrol("http://ps:8600", "alice", "DE89...")     # pin the PS keys; the gate keys from its feed
     phone.request_hold(5000)                              # claim 3: the shopper's estimate, a signed voucher
     phone.scan("4006381333931")                           # claim 4: item by item, a running total
     phone.confirm()                                       # claim 2: sign the list
@@ -11,8 +11,8 @@
 State folder (every file replaced atomically; see phone.storage):
 
     shopper.key            the secret key, mode 600
-    profile.json           user name, bank account, PS URL, store, currency, pinned PS and gate keys,
-                           GS1 layouts
+    profile.json           user name, bank account, PS URL, store, currency, pinned PS keys, the gate
+                           keys of the last verified feed, GS1 layouts
     catalog.json           the store's prices from the PS feed, and the feed version they are at
     pending-hold.cbor      a signed hold request sent but not answered yet (resent as is: idempotent)
     current.json           {"hold": hex} - the visit in progress
@@ -54,7 +54,7 @@ from gate.protocol.parties import new_id
 from phone.basket import Basket, Line
 from phone.card import ExitCard
 from phone.checks import HoldAsked, check_feed, check_notice, check_voucher
-from phone.errors import PaymentSystemError, Refused, ScanError, StateError
+from phone.errors import Refused, ScanError, StateError
 from phone.money import format_amount
 from phone.ps import PaymentSystemClient
 from phone.storage import KEY_FILE, StateDir
@@ -71,7 +71,8 @@ _GS1_TEXT = re.compile(r"(2[0-9]):(price|weight):([1-9]):([1-6])(:check)?")
 
 @dataclass(frozen=True)
 class Profile:
-    """Who the shopper is at which store, and the keys the phone trusts there (pinned at enrolment)."""
+    """Who the shopper is at which store, and the keys the phone trusts there: the PS keys pinned at
+    enrolment, and the gate keys of the last feed signed by one of them (replaced at every sync)."""
 
     shopper: str
     bank_account: str | None
@@ -266,11 +267,12 @@ class Phone:
         gs1: Sequence[Gs1Layout] = (),
     ) -> Profile:
         """Bind this phone's key to the user name (and bank account) at the store's payment system, pin the
-        keys it signs with and the store's gate keys, and fetch the catalog.
+        keys it signs with, and sync: the catalog and the store's gate keys come in its signed feed.
 
         `token` authorises the enrolment (the reference PS takes its admin token; a store's account service
-        gives one at login); without it the store is taken to have enrolled this key already. `ps_key_id`
-        is the PS key fingerprint printed in the store: with it, the phone pins nothing else.
+        gives one at login) and is used for nothing else; without it the store is taken to have enrolled
+        this key already. `ps_key_id` is the PS key fingerprint printed in the store: with it, the phone pins
+        nothing else.
         """
         public_key = self.public_key
         with self._ps(ps_url) as ps:
@@ -296,21 +298,27 @@ class Phone:
             )
         old = Profile.from_json(self.state.read_json(PROFILE)) if self.state.exists(PROFILE) else None
         if old is not None and (old.store, old.ps_url) == (profile.store, profile.ps_url):
-            # Enrolling again at the same store (to re-pin its keys): keep what the store published.
+            # Enrolling again at the same store (to re-pin its keys): keep the gate keys until the sync.
             profile = replace(profile, gates=old.gates, gs1=profile.gs1 or old.gs1)
         else:
             self.state.remove(CATALOG)  # another store: never a mix of two stores' prices
         self.state.create()
         self.state.write_json(PROFILE, profile.to_json())
-        self.sync(token=token)
+        self.sync()
         return self.profile  # with the gate keys the sync pinned
 
-    def sync(self, *, token: str | None = None) -> SyncResult:
-        """Bring the catalog (and, where the PS publishes them, the gate keys) up to date."""
+    def sync(self) -> SyncResult:
+        """Bring the catalog and the store's gate keys up to date from the PS's signed feed.
+
+        Every page is verified (a pinned PS key, this store, our fresh nonce, our version) before anything
+        is written. The gate keys are the whole list on every page: the last page's replace the pinned
+        ones, so a revoked gate's receipts are refused from now on. No token and no unsigned answer.
+        """
         profile = self.profile
         cached = self.state.read_json(CATALOG) or {"version": 0, "prices": []}
         version, rows = cached["version"], list(cached["prices"])
         changes = 0
+        gates = profile.gates
         with self._ps() as ps:
             for _ in range(MAX_FEED_PAGES):
                 nonce = os.urandom(NONCE_BYTES)
@@ -321,43 +329,20 @@ class Phone:
                 for entry in page.prices:
                     rows.append(entry.to_map())
                     changes += 1
+                gates = page.gate_keys()
                 if page.version >= page.latest:
                     version = page.version
                     break
                 if page.version <= version:
-                    raise Refused(f"catalog feed refused: page from {version} does not move on")
+                    raise Refused(f"store feed refused: page from {version} does not move on")
                 version = page.version
             else:
-                raise Refused(f"catalog feed refused: more than {MAX_FEED_PAGES} pages")
-            gates = self._fetch_gates(ps, token)
+                raise Refused(f"store feed refused: more than {MAX_FEED_PAGES} pages")
         _catalog(rows)  # refuses a malformed entry before anything is written
         self.state.write_json(CATALOG, {"version": version, "prices": rows, "synced": self.now()})
-        if gates is not None and gates != profile.gates:
+        if gates != profile.gates:
             self.state.write_json(PROFILE, replace(profile, gates=gates).to_json())
-        else:
-            gates = profile.gates
         return SyncResult(version, len(_codes(rows)), changes, tuple(sorted(gates)))
-
-    def _fetch_gates(self, ps: PaymentSystemClient, token: str | None) -> dict[str, tuple[bytes, ...]] | None:
-        """The store's active gates and their keys; None where the PS does not show them to this caller."""
-        try:
-            listed = ps.gates(token)
-        except PaymentSystemError as exc:
-            if exc.status in (401, 403, 404):
-                return None
-            raise
-        gates: dict[str, tuple[bytes, ...]] = {}
-        for g in listed:
-            if not g.get("active", True):
-                continue
-            try:
-                key = check_public_key(bytes.fromhex(g["public_key"]))
-            except (KeyError, TypeError, ValueError, SignatureError) as exc:
-                raise Refused(f"gate list refused: entry {str(g)[:80]}: {exc}") from exc
-            if g.get("key_id") not in (None, key_id(key)) or not isinstance(g.get("gate"), str):
-                raise Refused(f"gate list refused: entry {str(g)[:80]} is inconsistent")
-            gates[g["gate"]] = (*gates.get(g["gate"], ()), key)
-        return gates
 
     def catalog(self) -> MemoryCatalog:
         cached = self.state.read_json(CATALOG)

@@ -14,7 +14,7 @@ import pytest
 from gate.barcodes import check_digit
 from gate.protocol import encoding
 from gate.protocol.documents import Charge, DeductionNotice, HoldRequest, HoldVoucher, open_signed, sign
-from gate.protocol.feed import GateFeed
+from gate.protocol.feed import MAX_GATES, GateFeed, GateKey
 from gate.protocol.keys import SigningKey, TrustedKeys
 from gate.sync import verify_feed
 from payments.local import LocalStack, SimGate, SimShopper, make_exit
@@ -500,6 +500,7 @@ def test_feed_pages_prices_and_consumed_holds(
             nonce=nonce,
         )
         pages += 1
+        assert page.gates == (GateKey("gate-01", gate.key.public_key),)  # the whole list on every page
         prices += page.prices
         consumed += page.consumed
         since = page.version
@@ -513,6 +514,67 @@ def test_feed_pages_prices_and_consumed_holds(
     assert api.get("/v1/feed", params={"since": 0, "nonce": "00"}, admin=False).status_code == 400
     bad = api.post("/v1/catalog/prices", json={"items": [{**items[0], "code": "4000000000001"}]})
     assert (bad.status_code, bad.json()["error"]) == (400, "bad_price")
+
+
+def feed_gates(stack: LocalStack) -> dict[str, tuple[bytes, ...]]:
+    nonce = os.urandom(32)
+    raw = base64.b64decode(stack.system.feed(0, nonce)["feed"])
+    trusted = TrustedKeys([stack.key.public_key])
+    return verify_feed(raw, trusted=trusted, store_id=stack.store_id, since=0, nonce=nonce).gate_keys()
+
+
+def test_the_feed_lists_the_active_gates_and_their_keys(
+    api: CheckedClient, payments_stack: LocalStack, gate
+) -> None:
+    """Phones pin gate keys from the signed feed: enrolled, re-keyed and revoked gates show at once."""
+    second, third = SimGate("gate-02", payments_stack.store_id), SimGate("gate-03", payments_stack.store_id)
+    payments_stack.enrol_gate(second)
+    payments_stack.enrol_gate(third)
+    version = payments_stack.system.feed(0, os.urandom(32))["latest"]
+    assert feed_gates(payments_stack) == {
+        "gate-01": (gate.key.public_key,),
+        "gate-02": (second.key.public_key,),
+        "gate-03": (third.key.public_key,),
+    }
+    api.delete("/v1/gates/gate-02")
+    new_key = SigningKey.generate()
+    api.post("/v1/gates", json={"gate": "gate-03", "public_key": new_key.public_key.hex()})
+    assert feed_gates(payments_stack) == {"gate-01": (gate.key.public_key,), "gate-03": (new_key.public_key,)}
+    # Gate changes are not versioned changes: the list is whole on every page, even an empty one.
+    assert payments_stack.system.feed(version, os.urandom(32))["latest"] == version
+    payments_stack.enrol_gate(second)  # re-activated
+    assert set(feed_gates(payments_stack)) == {"gate-01", "gate-02", "gate-03"}
+
+
+def test_the_store_has_at_most_max_gates_active_and_their_feed_fits(
+    api: CheckedClient, payments_stack: LocalStack
+) -> None:
+    names = [f"gate-{i:02d}-" + "x" * 56 for i in range(MAX_GATES)]  # the longest names there are
+    keys = [SigningKey.generate().public_key for _ in names]
+    for name, key in zip(names, keys, strict=True):
+        assert api.post("/v1/gates", json={"gate": name, "public_key": key.hex()}).status_code == 201
+    one_more = api.post(
+        "/v1/gates", json={"gate": "gate-99", "public_key": SigningKey.generate().public_key.hex()}
+    )
+    assert (one_more.status_code, one_more.json()["error"]) == (409, "too_many_gates")
+    # Enrolling one of them again, or re-keying it, is not one more.
+    assert api.post("/v1/gates", json={"gate": names[0], "public_key": keys[0].hex()}).status_code == 200
+    rekeyed = SigningKey.generate().public_key
+    assert api.post("/v1/gates", json={"gate": names[0], "public_key": rekeyed.hex()}).status_code == 201
+    api.delete(f"/v1/gates/{names[1]}")
+    back = api.post(
+        "/v1/gates", json={"gate": "gate-99", "public_key": SigningKey.generate().public_key.hex()}
+    )
+    assert back.status_code == 201
+    again = api.post("/v1/gates", json={"gate": names[1], "public_key": keys[1].hex()})  # re-activation
+    assert (again.status_code, again.json()["error"]) == (409, "too_many_gates")
+    nonce = os.urandom(32)
+    raw = base64.b64decode(payments_stack.system.feed(0, nonce)["feed"])
+    assert len(raw) < 64 * 1024
+    page = verify_feed(
+        raw, trusted=TrustedKeys([payments_stack.key.public_key]), store_id="store-0001", since=0, nonce=nonce
+    )
+    assert len(page.gates) == MAX_GATES and page.gate_keys()[names[0]] == (rekeyed,)
 
 
 def test_unknown_routes_answer_json(payments_stack: LocalStack) -> None:

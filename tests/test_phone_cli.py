@@ -39,7 +39,7 @@ def test_enrol_binds_the_key_and_pins_ps_and_gate_keys(phone_shop: PhoneShop) ->
     assert profile.gates == {"gate-01": (phone_shop.gate.side.key.public_key,)}
     assert (phone_shop.state / "catalog.json").exists()
     # Enrolling again (e.g. to re-pin after a key rotation) is a no-op at the PS; without the token the
-    # gate keys pinned before are kept.
+    # gate keys come from the signed feed all the same.
     phone_shop.cli("enrol", "--ps", stack.url, "--user", "alice", "--bank-account", "DE-0001",
                    "--token", stack.admin_token, "--ps-key-id", stack.key.key_id)  # fmt: skip
     out = phone_shop.cli("enrol", "--ps", stack.url, "--user", "alice", "--bank-account", "DE-0001").output
@@ -199,7 +199,7 @@ def test_claim1_deny_receipt_shows_every_reason(phone_shop: PhoneShop) -> None:
     out = phone_shop.cli("receipt").output
     assert "verdict: DENY" in out and "price_mismatch: A price has changed" in out
     # The shopper refreshes the catalog, scans again and passes with a new list.
-    assert "1 new price changes" in phone_shop.cli("sync", "--token", stack.admin_token).output
+    assert "1 new price changes" in phone_shop.cli("sync").output
     phone_shop.cli("remove", PEN)
     phone_shop.cli("scan", PEN, "--done", "--yes")
     assert "no exit receipt yet" in phone_shop.cli("receipt", ok=False).output

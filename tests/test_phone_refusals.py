@@ -214,9 +214,41 @@ def test_a_forged_catalog_feed_is_refused_and_the_catalog_kept(
     tampering_proxy.rewrites["/v1/feed"] = rewrite_document("feed", GateFeed, lambda f: forge(f, ps_key))
     before = state_files(phone_shop.state)
     result = phone_shop.cli("sync", ok=False)
-    one_line_error(result.output, "catalog feed refused: ")
+    one_line_error(result.output, "store feed refused: ")
     assert message in result.output
     assert state_files(phone_shop.state) == before
+
+
+def swap_gate_key(feed: Signed[GateFeed], key: SigningKey) -> bytes:
+    """The feed with gate-01's key replaced by `key` in its body, the PS's signature kept as it was."""
+    body = encoding.decode(feed.body)
+    body["gates"] = [
+        {**g, "public_key": key.public_key} if g["gate"] == "gate-01" else g for g in body["gates"]
+    ]
+    return encoding.encode({**encoding.decode(feed.encode()), "b": encoding.encode(body)})
+
+
+def test_a_feed_with_a_tampered_gate_key_fails_the_signature_and_the_pinned_keys_are_kept(
+    phone_shop: PhoneShop, tampering_proxy: TamperingProxy
+) -> None:
+    """A man in the middle puts his own key in for gate-01, to have the phone take his receipts."""
+    phone = phone_shop.enrolled(top_up=500, ps_url=tampering_proxy.url)
+    pinned = phone.profile.gates
+    assert pinned == {"gate-01": (phone_shop.gate.side.key.public_key,)}
+    tampering_proxy.rewrites["/v1/feed"] = rewrite_document(
+        "feed", GateFeed, lambda f: swap_gate_key(f, MALLORY)
+    )
+    before = state_files(phone_shop.state)
+    result = phone_shop.cli("sync", ok=False)
+    one_line_error(result.output, "store feed refused: ")
+    assert "signature does not verify" in result.output
+    assert state_files(phone_shop.state) == before and phone.profile.gates == pinned
+    # His receipt for gate-01 is refused at the tap, as before.
+    phone_shop.cli("hold", "--estimate", "20")
+    phone_shop.cli("scan", PEN, "--done", "--yes")
+    tap = phone_shop.tap(forge=lambda r: resign(r, MALLORY))
+    assert isinstance(tap.receipt_error, ApduStatusError)
+    assert phone.visit().receipt is None  # type: ignore[union-attr]
 
 
 def test_enrolment_refuses_keys_that_do_not_match_their_ids(

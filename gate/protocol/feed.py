@@ -1,13 +1,15 @@
 """The feed: the payment system's signed answer to "what changed since version N?" (docs/protocol.md).
 
 The payment system signs it; gates pull it (deny lists, holds consumed at other gates, prices) and so do
-phones (prices). It is a protocol document like the voucher, built on gate.protocol.documents.Document: the
-same signed envelope, the same canonical encoding, verified with the same trusted payment-system keys.
+phones (prices, and the store's active gates with the keys that sign their exit receipts). It is a protocol
+document like the voucher, built on gate.protocol.documents.Document: the same signed envelope, the same
+canonical encoding, verified with the same trusted payment-system keys.
 
-The deny sets are sent whole (they replace the gate's), consumed holds and prices are the changes after
-`since` up to `version`. A page holds at most what fits in one document; `version < latest` means "ask again
-from `version`". The asker's random nonce is echoed inside the signature, so a recorded feed cannot be
-replayed to roll a deny list back.
+The deny sets and the gate keys are sent whole on every page (they replace what the asker had: a revoked
+gate is simply no longer listed), consumed holds and prices are the changes after `since` up to `version`.
+A page holds at most what fits in one document; `version < latest` means "ask again from `version`". The
+asker's random nonce is echoed inside the signature, so a recorded feed cannot be replayed to roll a deny
+list back or to bring a revoked gate's key back.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from gate.protocol.documents import (
     Document,
     Validator,
     _list_of,
+    _public_key,
     _text,
     _uint,
     _version,
@@ -35,6 +38,7 @@ from gate.protocol.documents import (
 MAX_DENY = 2000
 MAX_CONSUMED = 4000
 MAX_PRICES = 1000
+MAX_GATES = 64  # one store's exit gates; the payment system refuses to enrol more active ones
 VERSION_MAX = 2**62
 
 CATEGORY = _text(re.compile(r"[a-z0-9][a-z0-9-]{0,39}"), "a category of lower-case letters, digits, '-'")
@@ -67,8 +71,19 @@ class PriceEntry(Document):
 
 
 @dataclass(frozen=True)
+class GateKey(Document):
+    """One active gate of the store and the public key it signs its exit receipts (and charges) with."""
+
+    TYPE = "gate-key"
+    FIELDS: ClassVar[dict[str, Validator]] = {"gate": NAME, "public_key": _public_key}
+    gate: str
+    public_key: bytes
+
+
+@dataclass(frozen=True)
 class GateFeed(Document):
-    """Payment system -> gate, signed: the changes since the gate's version, and the whole deny list."""
+    """Payment system -> gate and phone, signed: the changes since the asker's version, and the whole deny
+    list and list of active gate keys."""
 
     TYPE = "gate-feed"
     FIELDS: ClassVar[dict[str, Validator]] = {
@@ -83,6 +98,7 @@ class GateFeed(Document):
         "deny_shoppers": _list_of(NAME, minimum=0, maximum=MAX_DENY),
         "consumed": _list_of(ID, minimum=0, maximum=MAX_CONSUMED),
         "prices": _list_of(PriceEntry.from_map, minimum=0, maximum=MAX_PRICES),
+        "gates": _list_of(GateKey.from_map, minimum=0, maximum=MAX_GATES),
     }
     v: int
     store: str
@@ -95,6 +111,7 @@ class GateFeed(Document):
     deny_shoppers: tuple[str, ...]
     consumed: tuple[bytes, ...]
     prices: tuple[PriceEntry, ...]
+    gates: tuple[GateKey, ...]
 
     def check(self, where: str) -> None:
         if not self.since <= self.version <= self.latest:
@@ -102,3 +119,18 @@ class GateFeed(Document):
                 f"{where}: versions out of order (since {self.since}, version {self.version}, "
                 f"latest {self.latest})"
             )
+        seen: dict[bytes, str] = {}
+        for i, entry in enumerate(self.gates):
+            if entry.public_key in seen:
+                raise DecodeError(
+                    f"{where}.gates[{i}]: the key of gate {entry.gate} is listed before for gate "
+                    f"{seen[entry.public_key]} (a key belongs to one gate, once)"
+                )
+            seen[entry.public_key] = entry.gate
+
+    def gate_keys(self) -> dict[str, tuple[bytes, ...]]:
+        """The listed gates and their keys, as the phone pins them (a gate may be listed with several)."""
+        keys: dict[str, tuple[bytes, ...]] = {}
+        for entry in self.gates:
+            keys[entry.gate] = (*keys.get(entry.gate, ()), entry.public_key)
+        return keys
