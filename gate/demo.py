@@ -26,6 +26,7 @@ from gpiozero.pins.mock import MockFactory
 
 from drivers.nfc_inprocess import InProcessReader
 from gate import config as lane_config
+from gate.money import format_amount
 from gate.protocol.commands import INS_CHALLENGE
 from gate.protocol.documents import ExitReceipt, Signed, open_signed, sign
 from gate.protocol.keys import SigningKey, write_public_key, write_secret_key
@@ -33,7 +34,6 @@ from gate.service import LaneService, open_lane
 from payments.local import LocalStack
 from phone.card import ExitCard
 from phone.errors import PhoneError
-from phone.money import format_amount
 from phone.terminal import Phone
 
 CURRENCY = "EUR"

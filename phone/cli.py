@@ -15,12 +15,13 @@ import click
 from drivers.errors import DriverError
 from drivers.virtual_card import VPCD_HOST, VPCD_PORT
 from gate.errors import GateError
+from gate.money import format_amount
 from gate.protocol.documents import DeductionNotice, ExitReceipt
 from gate.protocol.keys import key_id, read_public_key
 from phone import messages
 from phone.basket import Basket
 from phone.errors import PhoneError
-from phone.money import format_amount, parse_amount
+from phone.money import parse_amount
 from phone.terminal import Phone, Visit, parse_gs1
 
 DEFAULT_STATE = Path(click.get_app_dir("selfcheckout")) / "phone"

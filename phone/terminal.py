@@ -37,6 +37,7 @@ from gate.barcodes import BarcodeError, parse_scan, resolve
 from gate.catalog import CatalogError, MemoryCatalog, PriceChange, Product
 from gate.config import Gs1Layout
 from gate.errors import ProtocolError, SignatureError
+from gate.money import format_amount
 from gate.protocol.documents import (
     NONCE_BYTES,
     VERSION,
@@ -55,7 +56,6 @@ from phone.basket import Basket, Line
 from phone.card import ExitCard
 from phone.checks import HoldAsked, check_feed, check_notice, check_voucher
 from phone.errors import Refused, ScanError, StateError
-from phone.money import format_amount
 from phone.ps import PaymentSystemClient
 from phone.storage import KEY_FILE, StateDir
 

@@ -9,12 +9,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from gate.money import format_amount
 from gate.protocol.documents import ShoppingList, open_signed
 from gate.protocol.keys import SigningKey
 from gate.protocol.parties import sign_list
 from phone.basket import Basket, Line
 from phone.errors import AmountError, ScanError, StateError
-from phone.money import format_amount, parse_amount
+from phone.money import parse_amount
 from phone.storage import StateDir
 
 

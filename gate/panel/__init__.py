@@ -44,12 +44,12 @@ from flask import (
 from werkzeug.exceptions import HTTPException
 
 from gate.config import PanelSection
+from gate.money import format_amount
 from gate.panel import forms
 from gate.panel.forms import MODES, FormError, PanelError
 from gate.panel.serving import PanelServer
 from gate.service import LaneService
 from gate.store import Event, LaneEvent, StoreError
-from phone.money import format_amount
 
 __all__ = ["FormError", "PanelError", "PanelServer", "create_app", "secret_key_for", "serve"]
 
