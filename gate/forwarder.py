@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import base64
 import logging
-import os
 import random
 import threading
 import time
@@ -34,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 import requests
 
 from gate.errors import GateError, ProtocolError
+from gate.http import environment_session
 from gate.protocol.documents import DeductionNotice, open_signed
 from gate.protocol.keys import TrustedKeys
 from gate.store import GateStore, OutboxEntry
@@ -112,7 +112,7 @@ class Forwarder:
         self.idle_poll_s = idle_poll_s
         self.rng = rng or random.Random()
         self.clock = clock
-        self.session = session or _environment_session(self.url)
+        self.session = session or environment_session(self.url)
         self.last_error = ""
         self.last_sync: SyncResult | None = None
         self.last_sync_error = ""
@@ -302,17 +302,6 @@ class Forwarder:
             "feed_version": self.store.feed_version(),
             "last_sync_error": self.last_sync_error,
         }
-
-
-def _environment_session(url: str) -> requests.Session:
-    """Proxy and CA settings of the environment, read once rather than on every request."""
-    session = requests.Session()
-    session.proxies.update(requests.utils.get_environ_proxies(url))
-    bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
-    if bundle:
-        session.verify = bundle
-    session.trust_env = False
-    return session
 
 
 def _error_of(response: requests.Response) -> tuple[str, str]:

@@ -12,12 +12,12 @@ minor units throughout.
 from __future__ import annotations
 
 import base64
-import os
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 import requests
 
+from gate.http import environment_session
 from payments.errors import BankDeclined, BankUnavailable
 
 
@@ -57,17 +57,6 @@ class BankConnector(Protocol):
 
     def close(self) -> None:
         """Free connections."""
-
-
-def environment_session(url: str) -> requests.Session:
-    """A session with the proxy and CA settings of the environment read once, not on every request."""
-    session = requests.Session()
-    session.proxies.update(requests.utils.get_environ_proxies(url))
-    bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
-    if bundle:
-        session.verify = bundle
-    session.trust_env = False
-    return session
 
 
 class HttpBank:

@@ -12,6 +12,7 @@ from typing import Any
 
 import requests
 
+from gate.http import environment_session
 from phone.errors import PaymentSystemError, Refused
 
 DEFAULT_TIMEOUT_S = 10.0
@@ -27,7 +28,7 @@ class PaymentSystemClient:
             raise PaymentSystemError(f"{url!r} is not an http:// or https:// URL")
         self.url = url.rstrip("/")
         self._own_session = session is None
-        self._http = session or requests.Session()
+        self._http = session or environment_session(self.url)
         self._timeout_s = timeout_s
 
     def close(self) -> None:
