@@ -206,7 +206,7 @@ def test_a_lane_stuck_in_its_reader_stops_the_watchdog_pings_and_resumes_after(
 
             reader.stuck.clear()
             reader.free.set()  # the call returns: the loop turns and pings again
-            listener.wait_for(lambda line: line == "WATCHDOG=1", 1, "WATCHDOG=1 again")
+            listener.wait_for(lambda line: line == "WATCHDOG=1", 1, "WATCHDOG=1 again", since=stuck_from)
             listener.collect(0.3)
             assert listener.lines()[stuck_from:].count("WATCHDOG=1") >= 2
             stop.set()
