@@ -165,6 +165,7 @@ class Lane:
         self._fire_alarm = False
         self._maintenance: str | None = None
         self._fault: str | None = None
+        self._forced_door = False  # its alarm sounds until the door is shut again
         self._unsaved: list[tuple[str, str, dict[str, Any]]] = []
         self._io_thread: threading.Thread | None = None
         self._stop = threading.Event()
@@ -250,7 +251,11 @@ class Lane:
             self._event(
                 "alarm", "forced door: the door opened while the gate was locked", {"code": "forced_door"}
             )
+            self._forced_door = True
             self.io.buzz(BuzzerPattern.FAULT)
+        elif kind == GateEventKind.DOOR_CLOSED and self._forced_door:  # the end of a forced-door fault
+            self._forced_door = False
+            self.io.silence()
         elif kind == GateEventKind.BEAM_STUCK:
             self._set_fault("beam blocked too long: check the passage beam")
         elif kind == GateEventKind.EXIT_BUTTON:
