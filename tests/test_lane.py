@@ -86,11 +86,10 @@ def test_the_same_phone_tapping_twice_gets_the_same_pass_and_one_charge(
     assert [e.data["list"] for e in rig.lane_events("repeat_tap")] == [list_id.hex()] * 2
 
 
-@pytest.mark.parametrize("transport", ["pcsc", "in-process"])
 def test_another_list_tapped_while_the_gate_is_open_is_refused_without_a_charge(
-    lane_rig: Callable[..., LaneRig], transport: str
+    lane_rig: Callable[..., LaneRig],
 ) -> None:
-    rig = lane_rig(transport)
+    rig = lane_rig()
     first, second = rig.shop.exit_card(), rig.shop.exit_card()
     assert rig.tap(first).doc.verdict == "pass"
     rig.wait_state(LaneState.OPEN)
@@ -280,7 +279,7 @@ def test_a_door_forced_open_while_locked_is_a_forced_door_alarm(lane_rig: Callab
     rig.pin("door").drive_low()  # the door is shut again: the forced-door fault is over
     time.sleep(0.1)
     sounded = len(rig.states("buzzer"))
-    time.sleep(1.1)  # longer than one on-off cycle of the alarm (0.5 s + 0.5 s)
+    time.sleep(0.6)  # longer than the alarm's on or off half (0.5 s): it would have switched
     assert rig.pin("buzzer").state is False and len(rig.states("buzzer")) == sounded
     assert rig.states("relay") == [INITIAL, LOCKED]
 
