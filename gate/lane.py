@@ -91,6 +91,7 @@ class LaneStore(StoreState, Catalog, Protocol):
     ) -> None: ...
     def record_denial(self, decision: Decision, *, timings: Mapping[str, float] | None = None) -> None: ...
     def record_event(self, kind: str, detail: str, data: Mapping[str, Any] | None = None) -> None: ...
+    def passed_list_body(self, list_id: bytes) -> bytes | None: ...
 
 
 @dataclass(frozen=True)
@@ -515,10 +516,15 @@ class Lane:
             return "deny", "gate open for another shopper: tap again once it has closed"
         return None
 
-    @staticmethod
-    def _is_repeat(decision: Decision) -> bool:
+    def _is_repeat(self, decision: Decision) -> bool:
+        """A second tap of the very list that passed here: same id and the same signed bytes."""
         codes = set(decision.codes)
-        return "list_used" in codes and codes <= REPEAT_CODES
+        if "list_used" not in codes or not codes <= REPEAT_CODES or decision.presentation is None:
+            return False
+        return (
+            self.store.passed_list_body(decision.presentation.list.doc.list)
+            == decision.presentation.list.body
+        )
 
     def _open(self, list_id: bytes | None, steps: dict[str, float], t: float) -> bool:
         with self._lock:

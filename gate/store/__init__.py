@@ -38,7 +38,7 @@ from gate.catalog import PriceChange, Product
 from gate.errors import DecodeError, GateError
 from gate.legality.check import Backlog, StateFacts
 from gate.protocol import encoding
-from gate.protocol.documents import Charge
+from gate.protocol.documents import Charge, ExitPresentation
 from gate.store import migrations
 
 if TYPE_CHECKING:
@@ -438,6 +438,18 @@ class GateStore:
         with self._read() as db:
             row = db.execute("SELECT 1 FROM outbox WHERE charge_id = ?", [list_id]).fetchone()
         return row is not None
+
+    def passed_list_body(self, list_id: bytes) -> bytes | None:
+        """The signed list body that passed here under this list id, or None: a repeat tap must present
+        exactly these bytes, since another list under the same id was never judged."""
+        with self._read() as db:
+            row = db.execute(
+                "SELECT presentation FROM events WHERE list_id = ? AND verdict = 'pass' ORDER BY id LIMIT 1",
+                [list_id],
+            ).fetchone()
+        if row is None:
+            return None
+        return ExitPresentation.decode(row[0]).list.body
 
     def record_event(self, kind: str, detail: str, data: Mapping[str, Any] | None = None) -> None:
         """A lane event that is not a decision: a transition, an alarm, a fault, a repeat tap."""
