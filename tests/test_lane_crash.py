@@ -35,6 +35,7 @@ from tests.fixtures.lane import (
     NotifySocket,
     free_port,
     make_live_shop,
+    shopping_list_of,
     wait_reader_empty,
     wait_until,
     write_lane_files,
@@ -119,14 +120,14 @@ def test_gate_run_killed_at_random_moments_loses_no_pass_and_charges_none_twice(
             except AssertionError as exc:
                 reader = lane.health()["reader"]
                 raise AssertionError(f"{exc}; reader {reader}; lane log: {lane.log_tail()[-600:]}") from None
-        receipts[card._list.doc.list] = card.receipt
+        receipts[shopping_list_of(card).list] = card.receipt
         return card.receipt
 
     try:
         assert_started_locked(lane, lane.start())
         for i in range(TAPS):
             card = shop.exit_card()
-            list_id = card._list.doc.list
+            list_id = shopping_list_of(card).list
             receipts[list_id] = None
             if i not in kills:
                 receipt = tap(card)

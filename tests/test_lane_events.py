@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from gate.cli import main
 from gate.lane import LaneState
 from gate.protocol.parties import item
-from tests.fixtures.lane import LaneRig
+from tests.fixtures.lane import LaneRig, shopping_list_of
 from tests.fixtures.store import PEN
 
 
@@ -36,8 +36,8 @@ def test_gate_events_lists_the_decisions_with_reasons_and_step_timings(
 
     rows = events(rig)
     assert [(r["type"], r["verdict"], r["list"]) for r in rows] == [
-        ("decision", "deny", denied._list.doc.list.hex()),
-        ("decision", "pass", passed._list.doc.list.hex()),
+        ("decision", "deny", shopping_list_of(denied).list.hex()),
+        ("decision", "pass", shopping_list_of(passed).list.hex()),
     ]
     deny, ok = rows
     assert ok["reasons"] == [] and ok["total"] == 2 * 129 + 119 and ok["currency"] == "EUR"

@@ -18,7 +18,7 @@ import pytest
 
 from gate.lane import LaneState
 from gate.protocol.parties import item
-from tests.fixtures.lane import HeldPhone, LaneRig, wait_until
+from tests.fixtures.lane import HeldPhone, LaneRig, shopping_list_of, wait_until
 from tests.fixtures.store import PEN
 
 LOCKED, OPEN = True, False
@@ -92,7 +92,7 @@ def test_a_fire_alarm_opens_the_gate_in_every_state_and_only_its_end_locks_it(
         card = shop.exit_card()
         assert rig.tap(card).doc.verdict == "pass"
         rig.wait_state(LaneState.OPEN)
-        charged.append(card._list.doc.list)
+        charged.append(shopping_list_of(card).list)
     elif state == "denied":
         assert rig.tap(shop.exit_card(items=[item(PEN, 128)])).doc.verdict == "deny"
         rig.wait_state(LaneState.DENIED)
@@ -139,7 +139,7 @@ def test_a_fire_alarm_opens_the_gate_in_every_state_and_only_its_end_locks_it(
     assert [s.state for s in rig.pin("relay").states] == [OPEN] if was_open else [LOCKED, OPEN]
     assert rig.outbox_ids() == charged
     assert [d.list_id for d in rig.decisions() if d.verdict == "pass"] == charged
-    refused = rig.wait_event("tap_refused", answered="emergency", list=during._list.doc.list.hex())
+    refused = rig.wait_event("tap_refused", answered="emergency", list=shopping_list_of(during).list.hex())
     assert refused.data["check"] == "pass"
 
     # -- the input clears ------------------------------------------------------------------------------------
@@ -166,7 +166,7 @@ def test_a_fire_alarm_opens_the_gate_in_every_state_and_only_its_end_locks_it(
         assert rig.relay_locked()
     after = shop.exit_card()  # back in service
     assert rig.tap(after).doc.verdict == "pass"
-    assert rig.outbox_ids()[0] == after._list.doc.list
+    assert rig.outbox_ids()[0] == shopping_list_of(after).list
     assert len(rig.outbox_ids()) == len(charged) + 1
 
 
