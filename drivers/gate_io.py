@@ -59,6 +59,7 @@ class BuzzerPattern(enum.Enum):
 
     ACCEPT = (0.1, 0.1, 1)
     DENY = (0.15, 0.1, 3)
+    ALARM = (0.2, 0.1, 10)  # an alarm that ends by itself (about 3 s): somebody passed who should not have
     FAULT = (0.5, 0.5, None)
 
 

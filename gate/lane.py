@@ -76,6 +76,7 @@ class GateIOLike(Protocol):
     def end_hold(self) -> None: ...
     def lights(self, *, green: bool = False, red: bool = False, blink: bool = False) -> None: ...
     def buzz(self, pattern: BuzzerPattern) -> None: ...
+    def silence(self) -> None: ...
 
 
 class LaneStore(StoreState, Catalog, Protocol):
@@ -302,7 +303,7 @@ class Lane:
                 return
             if opening is None:
                 self._event("alarm", "passage with the gate closed", {"code": "tailgating"})
-                self.io.buzz(BuzzerPattern.FAULT)
+                self.io.buzz(BuzzerPattern.ALARM)
                 return
             opening.passages += 1
             opening.close_at = None
@@ -312,7 +313,7 @@ class Lane:
                     "tailgating: a second person through on one pass",
                     {"code": "tailgating", "list": opening.list_id.hex() if opening.list_id else None},
                 )
-                self.io.buzz(BuzzerPattern.FAULT)
+                self.io.buzz(BuzzerPattern.ALARM)
 
     def _set_fault(self, detail: str) -> None:
         with self._lock:

@@ -43,7 +43,8 @@ class Notifier:
         if self._sock is None:
             return False
         try:
-            self._sock.sendto("\n".join(lines).encode(), self._address)
+            # Never block the lane for systemd: a message that does not fit now is dropped.
+            self._sock.sendto("\n".join(lines).encode(), socket.MSG_DONTWAIT, self._address)
         except OSError:
             return False
         return True
@@ -58,7 +59,8 @@ class Notifier:
         self.send("STOPPING=1")
 
     def watchdog(self, now: float | None = None) -> None:
-        """Ping at most twice per watchdog period; call it from the loop whose health it vouches for."""
+        """Ping every quarter of the watchdog period at most, so that with a loop turn's delay added a ping
+        still lands twice per period (sd_watchdog_enabled(3)); call it from the loop it vouches for."""
         if self.watchdog_interval_s is None:
             return
         now = time.monotonic() if now is None else now
