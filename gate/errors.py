@@ -23,3 +23,7 @@ class SignatureError(ProtocolError):
 
 class KeyFileError(GateError, ValueError):
     """A key file is missing, unreadable, or does not hold a key."""
+
+
+class LaneError(GateError, RuntimeError):
+    """The lane cannot do what a technician or attendant asked now (nothing waiting, lane not in service)."""

@@ -24,6 +24,7 @@ from typing import Any, Protocol
 from drivers.errors import DriverError, PhoneError
 from drivers.gate_io import BuzzerPattern, GateEvent, GateEventKind
 from gate.catalog import Catalog
+from gate.errors import LaneError
 from gate.legality import (
     Decision,
     GateIdentity,
@@ -41,6 +42,8 @@ from gate.protocol.keys import SigningKey, TrustedKeys
 log = logging.getLogger(__name__)
 
 REPEAT_CODES = frozenset({"list_used", "hold_consumed"})  # what a second tap of a list passed here shows
+ATTENDANT_WAIT_S = 600.0  # how long an attendant may take to approve a list the lane sent them
+MAX_AWAITING = 32
 
 
 class LaneState(enum.StrEnum):
@@ -169,6 +172,8 @@ class Lane:
         self._fault: str | None = None
         self._forced_door = False  # its alarm sounds until the door is shut again
         self._unsaved: list[tuple[str, str, dict[str, Any]]] = []
+        # Lists sent to an attendant (audit, age-restricted goods), by list id, until approved or stale.
+        self._awaiting: dict[bytes, tuple[Decision, float]] = {}
         self._io_thread: threading.Thread | None = None
         self._stop = threading.Event()
         self.last_turn = monotonic()
@@ -499,8 +504,52 @@ class Lane:
             )
             return "pass", False, False
         self.store.record_denial(decision, timings=steps)
+        if decision.verdict == "attendant" and decision.list_id is not None:
+            with self._lock:
+                self._awaiting[decision.list_id] = (decision, self.monotonic())
+                while len(self._awaiting) > MAX_AWAITING:
+                    del self._awaiting[next(iter(self._awaiting))]
         self._show_denial()
         return decision.verdict, False, False
+
+    # -- the attendant ------------------------------------------------------------------------------------
+    def awaiting_attendant(self) -> list[Decision]:
+        """Lists sent to an attendant in the last ATTENDANT_WAIT_S seconds, oldest first."""
+        with self._lock:
+            now = self.monotonic()
+            for list_id in [k for k, (_, at) in self._awaiting.items() if now - at > ATTENDANT_WAIT_S]:
+                del self._awaiting[list_id]
+            return [decision for decision, _ in self._awaiting.values()]
+
+    def approve(self, list_id: bytes, attendant: str) -> None:
+        """An attendant checked the shopper's goods: commit the charge with their name, then open.
+
+        The same durable transaction as any pass (record_pass refuses a list or hold used meanwhile).
+        """
+        waiting = {d.list_id: d for d in self.awaiting_attendant()}
+        decision = waiting.get(list_id)
+        if decision is None:
+            raise LaneError(f"no attendant check is waiting for list {list_id.hex()}")
+        with self._lock:
+            if self._fire_alarm or self._maintenance is not None or self._fault is not None:
+                raise LaneError(f"the lane is not in service ({self._state}): approve once it is")
+            if self._opening is not None:
+                raise LaneError("the gate is open for another shopper: approve once it has closed")
+            del self._awaiting[list_id]
+        steps: dict[str, float] = {}
+        t = time.perf_counter()
+        charge = build_charge(decision, self.gate_key).encode()
+        self.store.record_pass(decision, charge, attendant=attendant, timings=steps)
+        t = _lap(steps, "commit", t)
+        self._event(
+            "attendant_approved",
+            f"{attendant} approved list {list_id.hex()}",
+            {"list": list_id.hex(), "attendant": attendant, "codes": list(decision.codes)},
+        )
+        self._open(list_id, steps, t)
+        if self.on_commit is not None:
+            self.on_commit()
+        self._save_events()
 
     def _refusal(self, decision: Decision, state_at_tap: LaneState) -> tuple[str, str] | None:
         """A lane that cannot take a pass now answers without judging: emergency, maintenance, busy, fault."""

@@ -44,6 +44,7 @@ from flask import (
 from werkzeug.exceptions import HTTPException
 
 from gate.config import PanelSection
+from gate.errors import LaneError
 from gate.money import format_amount
 from gate.panel import forms
 from gate.panel.forms import MODES, FormError, PanelError
@@ -228,6 +229,22 @@ def create_app(
             service.forwarder.notify()
         flash(f"charge {charge.hex()} requeued: the forwarder sends it again", "ok")
         return redirect(url_for("outbox"), 303)
+
+    @app.get("/attendant")
+    def attendant() -> Any:
+        return render_template("attendant.html", waiting=service.lane.awaiting_attendant())
+
+    @app.post("/attendant/approve")
+    def approve() -> Any:
+        form = posted("list_id", "attendant")
+        list_id = forms.list_id(form.get("list_id"))
+        name = forms.attendant(form.get("attendant"))
+        try:
+            service.lane.approve(list_id, name)
+        except (LaneError, StoreError) as exc:
+            return refuse(409, str(exc))
+        flash(f"list {list_id.hex()} approved by {name}: the gate is open", "ok")
+        return redirect(url_for("attendant"), 303)
 
     @app.get("/maintenance")
     def maintenance() -> Any:

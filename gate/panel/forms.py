@@ -20,6 +20,7 @@ from gate.errors import GateError
 
 MODES: Mapping[str, str] = {"open": "hold open", "locked": "keep locked", "service": "back in service"}
 REASON_MAX = 200
+ATTENDANT_MAX = 60
 LIMIT_MAX = 500
 CSRF_FIELD = "csrf_token"
 FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
@@ -123,28 +124,46 @@ def mode(value: str | None) -> str:
 
 def reason(value: str | None) -> str:
     """Why a technician changed the lane: 1-200 printable characters, no markup."""
+    return _text("reason", value, REASON_MAX, "say why")
+
+
+def _text(field: str, value: str | None, maximum: int, ask: str) -> str:
     if value is None:
-        raise FormError(f"reason: missing; say why in 1-{REASON_MAX} characters")
+        raise FormError(f"{field}: missing; {ask} in 1-{maximum} characters")
     text = value.strip()
     if not text:
-        raise FormError(f"reason: empty; say why in 1-{REASON_MAX} characters")
-    if len(text) > REASON_MAX:
-        raise FormError(f"reason: {len(text)} characters; at most {REASON_MAX}")
+        raise FormError(f"{field}: empty; {ask} in 1-{maximum} characters")
+    if len(text) > maximum:
+        raise FormError(f"{field}: {len(text)} characters; at most {maximum}")
     bad = next((c for c in text if not c.isprintable()), None)
     if bad is not None:
-        raise FormError(f"reason: control character U+{ord(bad):04X} is not allowed")
+        raise FormError(f"{field}: control character U+{ord(bad):04X} is not allowed")
     if "<" in text or ">" in text:
-        raise FormError("reason: '<' and '>' are not allowed")
+        raise FormError(f"{field}: '<' and '>' are not allowed")
     return text
 
 
 def charge_id(value: str | None) -> bytes:
     """An outbox charge id: the list id, 32 hexadecimal digits."""
+    return _id32("charge_id", value)
+
+
+def list_id(value: str | None) -> bytes:
+    """A shopping list's id, 32 hexadecimal digits."""
+    return _id32("list_id", value)
+
+
+def _id32(field: str, value: str | None) -> bytes:
     if value is None:
-        raise FormError("charge_id: missing; expected 32 hexadecimal digits")
+        raise FormError(f"{field}: missing; expected 32 hexadecimal digits")
     if not _HEX32.fullmatch(value):
-        raise FormError(f"charge_id: {shown(value)} is not 32 hexadecimal digits")
+        raise FormError(f"{field}: {shown(value)} is not 32 hexadecimal digits")
     return bytes.fromhex(value)
+
+
+def attendant(value: str | None) -> str:
+    """Who approved a list at the attendant check: 1-60 printable characters, no markup."""
+    return _text("attendant", value, ATTENDANT_MAX, "say who checked the goods")
 
 
 def limit(args: MultiDict[str, str], default: int) -> int:
