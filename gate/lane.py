@@ -24,7 +24,7 @@ from typing import Any, Protocol
 from drivers.errors import DriverError, PhoneError
 from drivers.gate_io import BuzzerPattern, GateEvent, GateEventKind
 from gate.catalog import Catalog
-from gate.errors import LaneError
+from gate.errors import GateError, LaneError
 from gate.legality import (
     Decision,
     GateIdentity,
@@ -41,7 +41,19 @@ from gate.protocol.keys import SigningKey, TrustedKeys
 
 log = logging.getLogger(__name__)
 
-REPEAT_CODES = frozenset({"list_used", "hold_consumed"})  # what a second tap of a list passed here shows
+# What a second tap of a list that passed here may show besides list_used: state and time, which moved on
+# since the pass (its charge is committed already), never a signature or challenge code.
+REPEAT_CODES = frozenset(
+    {
+        "list_used",
+        "hold_consumed",
+        "offline_limit",
+        "list_stale",
+        "voucher_expired",
+        "hold_denied",
+        "shopper_denied",
+    }
+)
 ATTENDANT_WAIT_S = 600.0  # how long an attendant may take to approve a list the lane sent them
 MAX_AWAITING = 32
 
@@ -96,6 +108,7 @@ class LaneStore(StoreState, Catalog, Protocol):
     def record_denial(self, decision: Decision, *, timings: Mapping[str, float] | None = None) -> None: ...
     def record_event(self, kind: str, detail: str, data: Mapping[str, Any] | None = None) -> None: ...
     def passed_list_body(self, list_id: bytes) -> bytes | None: ...
+    def passage_recorded(self, list_id: bytes) -> bool: ...
 
 
 @dataclass(frozen=True)
@@ -208,10 +221,17 @@ class Lane:
         log.log(logging.WARNING if kind in ("alarm", "fault") else logging.INFO, "lane %s: %s", kind, detail)
 
     def _save_events(self) -> None:
+        """Write the kept events; on a store error keep what is not written for the next turn."""
         with self._lock:
             pending, self._unsaved = self._unsaved, []
-        for kind, detail, data in pending:
-            self.store.record_event(kind, detail, data)
+        for i, (kind, detail, data) in enumerate(pending):
+            try:
+                self.store.record_event(kind, detail, data)
+            except GateError:
+                log.exception("lane: %d event(s) not written yet", len(pending) - i)
+                with self._lock:
+                    self._unsaved[:0] = pending[i:]
+                return
 
     def health(self) -> dict[str, Any]:
         with self._lock:
@@ -278,7 +298,8 @@ class Lane:
                 self._opening = None
                 self._enter(LaneState.EMERGENCY, "fire alarm input active")
             else:
-                self.io.end_hold()
+                if self._maintenance != "open":
+                    self.io.end_hold()
                 if self._maintenance == "open":
                     self.io.lights(green=True)
                     self._enter(LaneState.MAINTENANCE, "fire alarm cleared: maintenance hold continues")
@@ -305,6 +326,8 @@ class Lane:
             if not blocked:
                 if opening is not None and opening.passages >= 1:
                     opening.close_at = self.monotonic() + self.timings.close_after_passage_s
+                    if opening.passages == 1 and opening.list_id is not None:
+                        self._event("passage", "the shopper walked through", {"list": opening.list_id.hex()})
                 return
             if opening is None:
                 self._event("alarm", "passage with the gate closed", {"code": "tailgating"})
@@ -356,7 +379,8 @@ class Lane:
                 self.io.secure()
             self.io.lights(green=mode == "open", red=mode == "locked")
             if mode is None:
-                self._enter(LaneState.IDLE, f"back in service: {reason}", {"reason": reason})
+                back = LaneState.FAULT if self._fault else LaneState.IDLE
+                self._enter(back, f"back in service: {reason}", {"reason": reason})
             elif self._state == LaneState.MAINTENANCE:  # open <-> locked: no transition, still on record
                 self._event("maintenance", f"maintenance {mode}: {reason}", {"mode": mode, "reason": reason})
                 self.notifier.status(f"{self._state}: maintenance {mode}: {reason}")
@@ -387,8 +411,15 @@ class Lane:
             self._event("fault", f"reader: {exc}", {})
             session = None
         if session is not None:
-            with session:
-                outcome = self.serve(session)
+            try:
+                with session:
+                    outcome = self.serve(session)
+            except (GateError, DriverError) as exc:
+                # Nothing was committed (a pass's transaction rolls back whole), so no pass was given:
+                # the phone got no receipt and its shopper taps again. The lane goes on.
+                log.exception("lane: the tap failed")
+                self._event("tap_failed", f"{type(exc).__name__}: {exc}", {})
+                self._back_to_idle("tap failed")
             if outcome is not None:
                 self.last_outcome = outcome
         self._tick()
@@ -404,7 +435,9 @@ class Lane:
             if self._state == LaneState.OPEN and opening is not None:
                 if opening.close_at is not None and now >= opening.close_at:
                     self._close(f"closed after {opening.passages} passage(s)")
-                elif now >= opening.deadline:
+                elif now >= opening.deadline and opening.passages == 0:
+                    # A person in the beam (passages > 0, not yet cleared) is never closed on; a beam that
+                    # stays blocked becomes a BEAM_STUCK fault instead.
                     self._close("closed: nobody passed before the open timeout")
             elif self._state == LaneState.DENIED and now >= self._denied_until:
                 self.io.lights()
@@ -437,8 +470,9 @@ class Lane:
             return None
         t1 = time.perf_counter()
         steps["nfc_read"] = t1 - t0
-        if self._state == LaneState.READING:
-            self._enter(LaneState.DECIDING, "presentation read")
+        with self._lock:
+            if self._state == LaneState.READING:
+                self._enter(LaneState.DECIDING, "presentation read")
         decision = check(
             raw,
             challenge,
@@ -472,8 +506,16 @@ class Lane:
         self, decision: Decision, state_at_tap: LaneState, steps: dict[str, float], t: float
     ) -> tuple[str, bool, bool]:
         """Commit and open for a pass; record and show anything else. Returns (verdict, charged, opened)."""
-        with self._lock:
-            refusal = self._refusal(decision, state_at_tap)
+        self._lock.acquire()  # held through the commit and the opening: an approval cannot come between
+        try:
+            return self._act_locked(decision, state_at_tap, steps, t)
+        finally:
+            self._lock.release()
+
+    def _act_locked(
+        self, decision: Decision, state_at_tap: LaneState, steps: dict[str, float], t: float
+    ) -> tuple[str, bool, bool]:
+        refusal = self._refusal(decision, state_at_tap)
         if refusal is not None:
             verdict, why = refusal
             # Not judged, so not a decision event: the lane event says why, with the check's own verdict.
@@ -497,12 +539,20 @@ class Lane:
                 self.on_commit()
             return "pass", True, opened
         if self._is_repeat(decision):
+            list_id = decision.list_id
+            assert list_id is not None
+            walked = self.store.passage_recorded(list_id) or self._passage_pending(list_id)
             self._event(
                 "repeat_tap",
-                "list already passed here: same answer, no new charge",
-                {"list": decision.list_id.hex() if decision.list_id else None},
+                "list already passed here: same answer, no new charge"
+                + ("" if walked else "; the shopper has not gone through yet, so the gate opens again"),
+                {"list": list_id.hex(), "reopened": not walked},
             )
-            return "pass", False, False
+            with self._lock:
+                opened = (
+                    not walked and self._opening is None and self._open(list_id, steps, time.perf_counter())
+                )
+            return "pass", False, opened
         self.store.record_denial(decision, timings=steps)
         if decision.verdict == "attendant" and decision.list_id is not None:
             with self._lock:
@@ -524,29 +574,48 @@ class Lane:
     def approve(self, list_id: bytes, attendant: str) -> None:
         """An attendant checked the shopper's goods: commit the charge with their name, then open.
 
-        The same durable transaction as any pass (record_pass refuses a list or hold used meanwhile).
+        Under the lane's lock, like a tap's pass, so the two never share one opening; the store state
+        (deny lists, used lists, consumed holds) is read again, since the decision may be minutes old.
         """
-        waiting = {d.list_id: d for d in self.awaiting_attendant()}
-        decision = waiting.get(list_id)
-        if decision is None:
-            raise LaneError(f"no attendant check is waiting for list {list_id.hex()}")
+        self.awaiting_attendant()  # drops the stale ones
         with self._lock:
+            waiting = self._awaiting.get(list_id)
+            if waiting is None:
+                raise LaneError(f"no attendant check is waiting for list {list_id.hex()}")
+            decision = waiting[0]
             if self._fire_alarm or self._maintenance is not None or self._fault is not None:
                 raise LaneError(f"the lane is not in service ({self._state}): approve once it is")
             if self._opening is not None:
                 raise LaneError("the gate is open for another shopper: approve once it has closed")
+            assert decision.hold is not None and decision.shopper is not None
+            facts = self.store.facts(list_id, decision.hold, decision.shopper)
+            stale = [
+                name
+                for name, on in (
+                    ("list used", facts.list_used),
+                    ("hold consumed", facts.hold_consumed),
+                    ("hold denied", facts.hold_denied),
+                    ("shopper denied", facts.shopper_denied),
+                )
+                if on
+            ]
+            if stale:
+                del self._awaiting[list_id]
+                raise LaneError(
+                    f"list {list_id.hex()} can no longer pass: {', '.join(stale)} since the check"
+                )
+            steps: dict[str, float] = {}
+            t = time.perf_counter()
+            charge = build_charge(decision, self.gate_key).encode()
+            self.store.record_pass(decision, charge, attendant=attendant, timings=steps)
             del self._awaiting[list_id]
-        steps: dict[str, float] = {}
-        t = time.perf_counter()
-        charge = build_charge(decision, self.gate_key).encode()
-        self.store.record_pass(decision, charge, attendant=attendant, timings=steps)
-        t = _lap(steps, "commit", t)
-        self._event(
-            "attendant_approved",
-            f"{attendant} approved list {list_id.hex()}",
-            {"list": list_id.hex(), "attendant": attendant, "codes": list(decision.codes)},
-        )
-        self._open(list_id, steps, t)
+            t = _lap(steps, "commit", t)
+            self._event(
+                "attendant_approved",
+                f"{attendant} approved list {list_id.hex()}",
+                {"list": list_id.hex(), "attendant": attendant, "codes": list(decision.codes)},
+            )
+            self._open(list_id, steps, t)
         if self.on_commit is not None:
             self.on_commit()
         self._save_events()
@@ -560,8 +629,8 @@ class Lane:
         if self._fault is not None:
             return "deny", f"lane fault: {self._fault}"
         opening = self._opening
-        if state_at_tap in (LaneState.OPEN, LaneState.CLOSING) and (
-            opening is None or opening.list_id != decision.list_id
+        if (opening is not None and opening.list_id != decision.list_id) or (
+            state_at_tap in (LaneState.OPEN, LaneState.CLOSING) and opening is None
         ):
             return "deny", "gate open for another shopper: tap again once it has closed"
         return None
@@ -575,6 +644,13 @@ class Lane:
             self.store.passed_list_body(decision.presentation.list.doc.list)
             == decision.presentation.list.body
         )
+
+    def _passage_pending(self, list_id: bytes) -> bool:
+        """A passage counted in memory but not yet written, or the gate open for this list right now."""
+        with self._lock:
+            if self._opening is not None and self._opening.list_id == list_id:
+                return True
+            return any(k == "passage" and d.get("list") == list_id.hex() for k, _, d in self._unsaved)
 
     def _open(self, list_id: bytes | None, steps: dict[str, float], t: float) -> bool:
         with self._lock:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import sqlite3
 import threading
@@ -64,6 +65,9 @@ LANE_CHECKPOINT_AFTER = 2000  # commits, after which the lane's own writes check
 
 class StoreError(GateError, RuntimeError):
     """The gate's database refused an operation: a conflict, a closed store, a full disk, a corrupt file."""
+
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -240,8 +244,12 @@ class GateStore:
         self._commits = 0
 
     def _checkpoint_if(self, threshold: int) -> None:
+        """Checkpoint after a commit that is already durable: a failure here must not look like a lost one."""
         if self._commits >= threshold:
-            self.checkpoint()
+            try:
+                self.checkpoint()
+            except StoreError:
+                log.warning("WAL checkpoint failed; the next one retries", exc_info=True)
 
     def __enter__(self) -> GateStore:
         return self
@@ -450,6 +458,16 @@ class GateStore:
         if row is None:
             return None
         return ExitPresentation.decode(row[0]).list.body
+
+    def passage_recorded(self, list_id: bytes) -> bool:
+        """True once the beam counted the shopper of this list through the gate (a "passage" lane event)."""
+        with self._read() as db:
+            row = db.execute(
+                "SELECT 1 FROM lane_events"
+                " WHERE kind = 'passage' AND json_extract(data, '$.list') = ? LIMIT 1",
+                [list_id.hex()],
+            ).fetchone()
+        return row is not None
 
     def record_event(self, kind: str, detail: str, data: Mapping[str, Any] | None = None) -> None:
         """A lane event that is not a decision: a transition, an alarm, a fault, a repeat tap."""
