@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml scripts/bootstrap-venv
 	@touch $@
 
 # The tests and benchmarks drive a real PC/SC stack: pyscard, built against the stand-ins' libpcsclite.
-$(STAMP_NFC): pyproject.toml scripts/bootstrap-venv
+$(STAMP_NFC): pyproject.toml scripts/bootstrap-venv | standins
 	@scripts/bootstrap-venv $(VENV) nfc
 	@touch $@ $(STAMP)
 

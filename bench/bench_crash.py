@@ -26,6 +26,7 @@ def run() -> Iterator[dict]:
             daemon.close()
     yield metric("crash.taps", TAPS, "taps")
     yield metric("crash.kills", KILLS, "kills")
+    yield metric("crash.lane_starts", result.starts, "starts")
     yield metric("crash.lost", result.lost, "passes")
     yield metric("crash.duplicate", result.duplicate, "charges")
     yield metric("crash.outbox_rows", result.outbox_rows, "rows")

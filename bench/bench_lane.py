@@ -214,7 +214,7 @@ def _process_memory(bench: Bench, taps: int = 50) -> Iterator[dict]:
             "--no-panel",
         ],
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
     )
     try:
         served = 0
@@ -222,10 +222,16 @@ def _process_memory(bench: Bench, taps: int = 50) -> Iterator[dict]:
             card = bench.card()
             with VirtualCard(card):
                 served += card.wait(10.0)
+        if lane.poll() is not None:
+            raise RuntimeError(f"gate run exited with {lane.returncode} during the memory run")
         status = Path(f"/proc/{lane.pid}/status").read_text()
         peak_kib = next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmHWM:"))
     finally:
         lane.terminate()
-        lane.wait(10)
+        try:
+            lane.wait(10)
+        except subprocess.TimeoutExpired:
+            lane.kill()
+            lane.wait()
     yield metric("lane.process_peak_rss", peak_kib / 1024, "MiB")
     yield metric("lane.process_taps_served", served, "taps")

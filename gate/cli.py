@@ -11,17 +11,18 @@ from pathlib import Path
 
 import click
 
+from drivers.errors import DriverError
 from gate import config as lane_config
 from gate.errors import GateError
 
 
 class _Root(click.Group):
-    """Turn any of the project's own errors into a one-line message and exit status 2."""
+    """Turn any of the project's own errors, and the hardware's, into a one-line message and exit status 1."""
 
     def invoke(self, ctx: click.Context):  # type: ignore[override]
         try:
             return super().invoke(ctx)
-        except GateError as exc:
+        except (GateError, DriverError) as exc:
             raise click.ClickException(str(exc)) from exc
 
 

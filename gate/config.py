@@ -8,6 +8,7 @@ that silently falls back to a default is how a gate ends up wired fail-secure by
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import re
 import stat
@@ -30,22 +31,22 @@ def _spec(expect: str = "", *, check: typing.Callable[[Any], bool] | None = None
 
 
 def _positive(v: Any) -> bool:
-    return v > 0
+    return v > 0 and math.isfinite(v)
 
 
 def _non_negative(v: Any) -> bool:
-    return v >= 0
+    return v >= 0 and math.isfinite(v)
 
 
 def _bcm_pin(v: Any) -> bool:
     return 0 <= v <= 27
 
 
-_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
 
 def _ident(v: Any) -> bool:
-    return bool(_ID.match(v))
+    return bool(_ID.fullmatch(v))
 
 
 def _currency(v: Any) -> bool:

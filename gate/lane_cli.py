@@ -15,6 +15,7 @@ import click
 
 from gate import config as lane_config
 from gate import panel
+from gate.money import format_amount
 from gate.notify import Notifier
 from gate.service import open_lane
 from gate.store import GateStore
@@ -119,7 +120,7 @@ def _line(row: dict[str, Any]) -> str:
     when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(row["at"]))
     if row["type"] != "decision":
         return f"{when}  {row['type']:<12} {row['detail']}"
-    total = f"{row['total']} {row['currency']}"
+    total = format_amount(row["total"], row["currency"])
     steps = ", ".join(f"{k} {v:.2f} ms" for k, v in row["timings_ms"].items())
     head = f"{when}  {row['verdict'].upper():<9} list {(row['list'] or '-')[:12]}  {total}  ({steps})"
     reasons = "".join(f"\n    {r['code']}: {r['message']}" for r in row["reasons"])

@@ -48,6 +48,8 @@ def test_example_config_loads_with_its_values(lane_config_dir: Path) -> None:
         ),
         ("value_digits = 5\n", "value_digits = 4\n", "barcodes.gs1[0]", "9"),
         ('gate_id = "gate-01"', "", "lane.gate_id", "None"),
+        ('gate_id = "gate-01"', 'gate_id = "gate-01\\n"', "lane.gate_id", "'gate-01\\n'"),
+        ("open_timeout_s = 8.0", "open_timeout_s = inf", "timings.open_timeout_s", "inf"),
     ],
 )
 def test_bad_value_is_one_line_naming_file_key_and_value(
