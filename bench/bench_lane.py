@@ -182,7 +182,8 @@ def _latencies(bench: Bench, name: str, reader: ReaderLike | None, phones: Any) 
                 if not deny:
                     steps = lane.last_outcome.timings
                     detect_to_open.append(sum(steps[k] for k in ("nfc_read", "verify", "commit", "actuate")))
-                    beam.drive_high()
+                    beam.drive_high()  # one shopper through: held past the input debounce (20 ms)
+                    time.sleep(0.03)
                     beam.drive_low()
                 _wait(
                     lambda: lane.state == "idle" and relay.state == locked_level and red.state == 0,
