@@ -14,7 +14,7 @@ import nacl.signing
 import pytest
 
 from gate.errors import DecodeError, SignatureError
-from gate.protocol import documents, encoding
+from gate.protocol import documents, encoding, feed
 from gate.protocol.keys import key_id
 from gate.protocol.vectors import render
 
@@ -32,6 +32,7 @@ BY_TYPE = {
         documents.ExitReceipt,
         documents.Charge,
         documents.DeductionNotice,
+        feed.GateFeed,
     )
 }
 KEYS = {k["name"]: k for k in DATA["keys"]}

@@ -33,6 +33,7 @@ from gate.protocol.documents import (
     sign,
     signing_input,
 )
+from gate.protocol.feed import GateFeed, GateKey, PriceEntry
 from gate.protocol.keys import SigningKey
 from gate.protocol.parties import answer_challenge, issue_voucher, item, sign_list
 
@@ -206,6 +207,42 @@ def build() -> dict[str, Any]:
         ),
         ps,
     )
+    feed = sign(
+        GateFeed(
+            v=VERSION,
+            store=STORE,
+            nonce=fixed_id("feed nonce", 32),
+            since=0,
+            version=3,
+            latest=3,
+            issued=T0 + 60,
+            deny_holds=(fixed_id("denied hold"),),
+            deny_shoppers=("mallory",),
+            consumed=(fixed_id("hold at another gate"),),
+            prices=(
+                PriceEntry(
+                    code="4006381333931",
+                    name="Stabilo pen",
+                    category="stationery",
+                    unit="each",
+                    price=129,
+                    currency=CURRENCY,
+                    valid_from=T0 - 86400,
+                ),
+                PriceEntry(
+                    code=variable_code(WEIGHT, "00231", 0),
+                    name="Gouda",
+                    category="cheese",
+                    unit="kg",
+                    price=1590,
+                    currency=CURRENCY,
+                    valid_from=T0 - 86400,
+                ),
+            ),
+            gates=(GateKey(gate=GATE, public_key=gate.public_key),),
+        ),
+        ps,
+    )
     documents = [
         _signed_entry("hold request (phone -> payment system)", "shopper", request),
         _signed_entry("hold voucher (payment system -> phone)", "payment-system", voucher),
@@ -216,6 +253,9 @@ def build() -> dict[str, Any]:
         _signed_entry("exit receipt (gate -> phone, INS 0x20 data)", "gate", receipt),
         _signed_entry("charge (gate -> payment system)", "gate", charge),
         _signed_entry("deduction notice (payment system -> phone)", "payment-system", notice),
+        _signed_entry(
+            "feed (payment system -> gate and phone; the asker's nonce echoed)", "payment-system", feed
+        ),
     ]
     return {
         "about": (
