@@ -232,6 +232,13 @@ def test_a_bad_feed_changes_nothing(shop: Shop) -> None:
     assert shop.store.feed_version() == 0 and shop.store.deny_lists() == (set(), set())
 
 
+def test_an_older_feed_is_refused_and_does_not_roll_the_deny_list_back(shop: Shop) -> None:
+    shop.store.apply_feed(4, {HOLD}, {"mallory"}, [], [])
+    with pytest.raises(StoreError, match="feed version 3 is older than the applied version 4"):
+        shop.store.apply_feed(3, set(), set(), [], [])
+    assert shop.store.feed_version() == 4 and shop.store.deny_lists() == ({HOLD}, {"mallory"})
+
+
 # --- two threads -------------------------------------------------------------------------------------------
 
 

@@ -643,10 +643,14 @@ class GateStore:
         prices: list[PriceChange],
     ) -> None:
         """One payment-system feed, in one transaction: the deny sets REPLACE the current ones; consumed
-        holds (used at other gates) and price changes are added."""
+        holds (used at other gates) and price changes are added. A feed older than the one applied last is
+        refused (StoreError, nothing written): it would roll the deny list back."""
         checked = [c.checked("feed price") for c in prices]  # refuse a bad feed before touching anything
         now = time.time()
         with self._write() as db:
+            current = db.execute("SELECT value FROM meta WHERE key = 'feed_version'").fetchone()[0]
+            if version < current:
+                raise StoreError(f"feed version {version} is older than the applied version {current}")
             db.execute("DELETE FROM deny_holds")
             db.conn.executemany("INSERT INTO deny_holds VALUES (?)", [(bytes(h),) for h in deny_holds])
             db.execute("DELETE FROM deny_shoppers")
