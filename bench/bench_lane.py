@@ -62,12 +62,10 @@ class Bench:
                 gate_key=folder / "gate.key",
                 ps_key=folder / "ps.pub",
                 ps_url="http://127.0.0.1:9",
+                reader={"name_pattern": VPCD_READER},
+                timings={"close_after_passage_ms": 0, "denied_display_ms": 0},
+                offline={"max_count": 100_000, "max_amount": 1_000_000_000},
             )
-            .replace('name_pattern = "ACR122|ACR1252|Virtual PCD 00 00"', f'name_pattern = "{VPCD_READER}"')
-            .replace("close_after_passage_ms = 300", "close_after_passage_ms = 0")
-            .replace("denied_display_ms = 100", "denied_display_ms = 0")
-            .replace("max_count = 500", "max_count = 100000")
-            .replace("max_amount = 50000", "max_amount = 1000000000")
         )
         self.config = lane_config.load(folder / "lane.toml")
         catalog = synthetic_catalog()

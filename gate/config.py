@@ -195,6 +195,40 @@ class LaneConfig:
     source: Path = field(default=Path("<memory>"), compare=False)
 
 
+EXAMPLE = Path(__file__).resolve().parent.parent / "config" / "lane.example.toml"
+
+
+def example_with(**sections: dict[str, Any]) -> str:
+    """The documented example config with `sections` laid over it, as TOML text (demo, bench, tests).
+
+    Keys are merged into the example's tables, so a misspelt override is still refused when loaded.
+    """
+    data = tomllib.loads(EXAMPLE.read_text())
+    for name, values in sections.items():
+        data.setdefault(name, {}).update(values)
+    lines: list[str] = []
+    for name, table in data.items():
+        arrays = {k: v for k, v in table.items() if isinstance(v, list) and v and isinstance(v[0], dict)}
+        lines += [f"[{name}]", *(f"{k} = {_toml(v)}" for k, v in table.items() if k not in arrays), ""]
+        for sub, entries in arrays.items():
+            for entry in entries:
+                lines += [f"[[{name}.{sub}]]", *(f"{k} = {_toml(v)}" for k, v in entry.items()), ""]
+    return "\n".join(lines)
+
+
+def _toml(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, str | Path):
+        text = str(value).replace("\\", "\\\\").replace('"', '\\"')
+        return f'"{text}"'
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml(v) for v in value) + "]"
+    raise TypeError(f"no TOML for {value!r}")
+
+
 _KEY_FILE_FIELDS = ("lane.gate_key_file", "panel.secret_key_file", "panel.pin_file")
 
 
