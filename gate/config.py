@@ -183,7 +183,7 @@ class PanelSection:
 class LaneConfig:
     lane: LaneSection = _spec()
     payments: PaymentsSection = _spec()
-    scanner: ScannerSection = _spec()
+    scanner: ScannerSection | None = _spec(default=None)  # the kiosk's scanner; `gate run` opens none
     reader: ReaderSection = _spec()
     gpio: GpioSection = _spec()
     timings: TimingsSection = _spec(default_factory=TimingsSection)

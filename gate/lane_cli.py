@@ -42,7 +42,7 @@ def run_command(config_path: Path, mock_gpio: bool, no_forward: bool, no_panel: 
     and the technician panel on [panel] host:port (stopped first on the way out).
 
     Under systemd (Type=notify) it sends READY=1 once started, STATUS= on every transition, and WATCHDOG=1
-    only after each healthy turn of the lane loop.
+    only at the end of each lane-loop turn, so a loop stuck in a reader call stops the pings.
     """
     logging.basicConfig(
         level=logging.INFO if verbose else logging.WARNING,

@@ -1,6 +1,6 @@
 """sd_notify without a systemd library: READY=1, STATUS= and WATCHDOG=1 datagrams to NOTIFY_SOCKET.
 
-The watchdog ping is only sent by the lane loop itself after a healthy turn, so a loop stuck in a reader
+The watchdog ping is only sent by the lane loop itself at the end of a turn, so a loop stuck in a reader
 call stops the pings and systemd restarts the service (the gate's hardware falls to its safe state).
 """
 

@@ -94,3 +94,11 @@ def test_command_line_reports_one_line_and_fails(lane_config_dir: Path) -> None:
     assert done.stderr.strip().splitlines() == [
         f"Error: {path}: key 'gpio.beam_pin': found -1, expected a BCM pin number 0-27"
     ]
+
+
+def test_the_scanner_section_is_optional(lane_config_dir: Path) -> None:
+    path = lane_config_dir / "lane.toml"
+    text = path.read_text()
+    start = text.index("[scanner]")
+    path.write_text(text[:start] + text[text.index("[reader]") :])
+    assert lane_config.load(path).scanner is None
