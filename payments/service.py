@@ -489,12 +489,7 @@ class PaymentSystem:
             hold = _one(db, "select * from holds where hold = ?", [hold_hex])
             if hold["state"] != "placing":
                 return
-            if hold["stored_value"]:
-                db.execute(
-                    "update shoppers set reserved = reserved - ? where shopper = ?",
-                    [hold["stored_value"], hold["shopper"]],
-                )
-                _entry(db, now, "sv_unreserve", hold["stored_value"], shopper=hold["shopper"], hold=hold_hex)
+            _unreserve(db, now, hold["shopper"], hold_hex, hold["stored_value"])
             db.execute(
                 "update holds set state = 'failed', reason = ?, sv_released = stored_value, closed = ?,"
                 " bank_cleanup = ? where hold = ?",
@@ -980,12 +975,7 @@ class PaymentSystem:
             hold = _one(db, "select * from holds where hold = ?", [hold_hex])
             if hold["state"] != "open" or hold["charge"] is not None:
                 return False
-            if hold["stored_value"]:
-                db.execute(
-                    "update shoppers set reserved = reserved - ? where shopper = ?",
-                    [hold["stored_value"], hold["shopper"]],
-                )
-                _entry(db, now, "sv_unreserve", hold["stored_value"], shopper=hold["shopper"], hold=hold_hex)
+            _unreserve(db, now, hold["shopper"], hold_hex, hold["stored_value"])
             db.execute(
                 "update holds set state = 'releasing', reason = 'bank_release_pending',"
                 " sv_released = stored_value where hold = ?",
@@ -1036,6 +1026,13 @@ def _insert(db: Any, table: str, row: dict[str, Any]) -> None:
     columns = ", ".join(row)
     marks = ", ".join("?" * len(row))
     db.execute(f"INSERT INTO {table} ({columns}) VALUES ({marks})", list(row.values()))
+
+
+def _unreserve(db: Any, now: int, shopper: str, hold_hex: str, amount: int) -> None:
+    """Give a hold's stored-value reservation back to the shopper's balance, on the journal."""
+    if amount:
+        db.execute("update shoppers set reserved = reserved - ? where shopper = ?", [amount, shopper])
+        _entry(db, now, "sv_unreserve", amount, shopper=shopper, hold=hold_hex)
 
 
 def _entry(db: Any, at: int, kind: str, amount: int, **refs: str | None) -> None:
