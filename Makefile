@@ -22,7 +22,7 @@ $(STAMP_NFC): pyproject.toml scripts/bootstrap-venv | standins
 
 # The demo needs no apt package: without pcscd the virtual phone talks to the lane in-process.
 demo: $(STAMP)
-	$(PY) -m gate.cli demo $(ARGS)
+	$(PY) -m selfcheckout demo $(ARGS)
 
 standins:
 	@scripts/install-standins

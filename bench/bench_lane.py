@@ -25,13 +25,13 @@ from bench.stats import latency_metrics, metric
 from drivers.nfc_inprocess import InProcessReader
 from drivers.virtual_card import VirtualCard
 from gate import config as lane_config
-from gate.demo import lane_config_text
 from gate.lane import ReaderLike
 from gate.protocol.keys import SigningKey, TrustedKeys, write_public_key, write_secret_key
 from gate.protocol.parties import issue_voucher, item, new_id, sign_list
 from gate.service import LaneService, open_lane
 from gate.store import GateStore
 from phone.card import ExitCard
+from selfcheckout.demo import lane_config_text
 from tests.fixtures.standins import VPCD_READER, Pcscd
 
 TAPS = 300
@@ -203,7 +203,7 @@ def _process_memory(bench: Bench, taps: int = 50) -> Iterator[dict]:
         [
             sys.executable,
             "-m",
-            "gate.cli",
+            "selfcheckout",
             "gate",
             "run",
             "--config",

@@ -59,7 +59,7 @@ def run() -> Iterator[dict]:
         bank_port, ps_port = _free_port(), _free_port()
         bank_url, ps_url = f"http://127.0.0.1:{bank_port}", f"http://127.0.0.1:{ps_port}"
         log = (folder / "servers.log").open("wb")
-        cli = [sys.executable, "-m", "gate.cli", "payments"]
+        cli = [sys.executable, "-m", "selfcheckout", "payments"]
         processes = [_start([*cli, "bank", "--port", str(bank_port)], bank_url + "/admin/faults", log)]
         try:
             gate_key = SigningKey.generate()

@@ -1,7 +1,8 @@
-"""The `selfcheckout` command: one entry point for technicians, maintainers and the demo.
+"""The gate's commands: `config` (lane config files) and `gate` (check, import, keys, run, events).
 
-Each package keeps its own click group (`payments.cli`, `phone.cli`, ...); this module only gathers them,
-and turns our own errors into one-line messages at the edge.
+`selfcheckout.cli` gathers these groups with the other packages' under the one `selfcheckout` command and
+turns every package's errors into one-line messages at the edge; nothing here knows of the phone or the
+payment system.
 """
 
 from __future__ import annotations
@@ -11,27 +12,10 @@ from pathlib import Path
 
 import click
 
-from drivers.errors import DriverError
 from gate import config as lane_config
-from gate.errors import GateError
 
 
-class _Root(click.Group):
-    """Turn any of the project's own errors, and the hardware's, into a one-line message and exit status 1."""
-
-    def invoke(self, ctx: click.Context):  # type: ignore[override]
-        try:
-            return super().invoke(ctx)
-        except (GateError, DriverError) as exc:
-            raise click.ClickException(str(exc)) from exc
-
-
-@click.group(cls=_Root, context_settings={"help_option_names": ["-h", "--help"]})
-def main() -> None:
-    """Exit-lane controller for self-checkout: signed lists checked at the gate, charged later."""
-
-
-@main.group()
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
 def config() -> None:
     """Lane config files."""
 
@@ -48,7 +32,7 @@ def config_check(path: Path, no_key_files: bool) -> None:
     )
 
 
-@main.group()
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
 def gate() -> None:
     """The exit gate: check presentations, run the lane, read its events."""
 
@@ -141,21 +125,11 @@ def gate_keygen(path: Path, force: bool) -> None:
     click.echo(f"wrote {path} (secret, 0600) and {pub}: key id {key.key_id}")
 
 
-def _add_package_groups() -> None:
-    from gate.demo import demo_command
+def _add_lane_commands() -> None:
     from gate.lane_cli import events_command, run_command
 
     gate.add_command(run_command)
     gate.add_command(events_command)
-    main.add_command(demo_command)
-    from payments.cli import group as payments_group
-    from phone.cli import phone_group
-
-    main.add_command(payments_group, "payments")
-    main.add_command(phone_group, "phone")
 
 
-_add_package_groups()
-
-if __name__ == "__main__":
-    sys.exit(main())
+_add_lane_commands()

@@ -88,7 +88,7 @@ def test_command_line_reports_one_line_and_fails(lane_config_dir: Path) -> None:
     path = lane_config_dir / "lane.toml"
     _edit(path, "beam_pin = 22", "beam_pin = -1")
     done = subprocess.run(
-        [sys.executable, "-m", "gate.cli", "config", "check", str(path)], capture_output=True, text=True
+        [sys.executable, "-m", "selfcheckout", "config", "check", str(path)], capture_output=True, text=True
     )
     assert done.returncode == 1
     assert done.stderr.strip().splitlines() == [

@@ -10,7 +10,7 @@ from pathlib import Path
 
 def test_demo_runs_every_scenario_and_its_summary_balances(tmp_path: Path) -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "gate.cli", "demo", "--state", str(tmp_path / "store")],
+        [sys.executable, "-m", "selfcheckout", "demo", "--state", str(tmp_path / "store")],
         capture_output=True,
         text=True,
         timeout=120,

@@ -8,9 +8,9 @@ from collections.abc import Callable
 
 from click.testing import CliRunner
 
-from gate.cli import main
 from gate.lane import LaneState
 from gate.protocol.parties import item
+from selfcheckout.cli import main
 from tests.fixtures.lane import LaneRig, shopping_list_of
 from tests.fixtures.store import PEN
 

@@ -10,9 +10,9 @@ import pytest
 from click.testing import CliRunner
 
 from gate.catalog import write_csv
-from gate.cli import main
 from gate.protocol.keys import read_public_key, read_secret_key, write_public_key, write_secret_key
 from gate.protocol.parties import item
+from selfcheckout.cli import main
 from tests.fixtures.config import EXAMPLE
 from tests.fixtures.store import CATALOG, NOW, PEN, Shop
 

@@ -17,7 +17,6 @@ import pytest
 import requests
 from click.testing import CliRunner
 
-from gate.cli import main
 from gate.protocol.documents import HoldVoucher, open_signed
 from gate.protocol.keys import (
     SigningKey,
@@ -29,6 +28,7 @@ from gate.protocol.keys import (
 from payments.cli import group
 from payments.local import SimShopper
 from payments.service import PaymentsConfig, PaymentSystem
+from selfcheckout.cli import main
 from tests.fixtures.payments import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -128,7 +128,7 @@ def test_run_and_bank_serve_http(tmp_path: Path) -> None:
     (tmp_path / "token").write_text("s3cret-token\n")
     write_secret_key(tmp_path / "ps.key", key)
     bank_port, ps_port = free_port(), free_port()
-    cli = [sys.executable, "-m", "gate.cli", "payments"]
+    cli = [sys.executable, "-m", "selfcheckout", "payments"]
     log = (tmp_path / "servers.log").open("wb")
     bank = subprocess.Popen(
         [*cli, "bank", "--port", str(bank_port)], cwd=ROOT, stdout=log, stderr=log, env=runner_env

@@ -14,7 +14,6 @@ from click.testing import CliRunner
 from drivers.errors import ApduStatusError
 from drivers.nfc_apdu import SW_CONDITIONS_NOT_SATISFIED, SW_INS_NOT_SUPPORTED, SW_WRONG_P1P2
 from gate.barcodes import variable_code
-from gate.cli import main
 from gate.config import Gs1Layout
 from gate.legality import NO_LIST, GateIdentity, new_challenge
 from gate.legality.reasons import RULES
@@ -23,6 +22,7 @@ from gate.protocol.documents import VERDICTS, VERSION, ExitPresentation, ExitRec
 from phone import messages
 from phone.card import SW_WRONG_DATA
 from phone.terminal import Phone, parse_gs1
+from selfcheckout.cli import main
 from tests.fixtures.payments import GUM, MILK, PEN
 from tests.fixtures.phone import PhoneShop
 

@@ -9,9 +9,9 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from gate.cli import main
 from gate.protocol.documents import ShoppingList, open_signed
 from phone.terminal import Phone
+from selfcheckout.cli import main
 from tests.fixtures.payments import GUM, MILK, PEN
 from tests.fixtures.phone import PhoneShop
 
