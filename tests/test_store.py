@@ -288,7 +288,7 @@ def test_the_lane_and_the_forwarder_threads_share_one_store(tmp_path: Path, wher
 
 
 def test_checkpoints_run_on_the_forwarders_writes_not_inside_a_pass(file_shop: Shop) -> None:
-    from gate.store import CHECKPOINT_EVERY
+    from gate.store.database import CHECKPOINT_EVERY
 
     store = file_shop.store
     with store._use() as db:

@@ -11,25 +11,23 @@ charge. Transitions during a tap are written after the gate has opened, so they 
 
 from __future__ import annotations
 
-import enum
 import logging
 import os
 import queue
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 from drivers.errors import DriverError, PhoneError
 from drivers.gate_io import BuzzerPattern, GateEvent, GateEventKind
-from gate.catalog import Catalog
 from gate.errors import GateError, LaneError
+from gate.lane.outcomes import LaneState, LaneTimings, Opening, TapOutcome
+from gate.lane.ports import GateIOLike, LaneStore, PhoneSessionLike, ReaderLike
 from gate.legality import (
     Decision,
     GateIdentity,
     Policy,
-    StoreState,
     build_charge,
     build_receipt,
     check,
@@ -56,91 +54,6 @@ REPEAT_CODES = frozenset(
 )
 ATTENDANT_WAIT_S = 600.0  # how long an attendant may take to approve a list the lane sent them
 MAX_AWAITING = 32
-
-
-class LaneState(enum.StrEnum):
-    IDLE = "idle"
-    READING = "reading"
-    DECIDING = "deciding"
-    OPEN = "open"
-    CLOSING = "closing"
-    DENIED = "denied"
-    EMERGENCY = "emergency"
-    MAINTENANCE = "maintenance"
-    FAULT = "fault"
-
-
-class PhoneSessionLike(Protocol):
-    def __enter__(self) -> Any: ...
-    def __exit__(self, *exc: object) -> None: ...
-    def exchange(self, ins: int, data: bytes = b"", p1: int = 0, p2: int = 0) -> bytes: ...
-
-
-class ReaderLike(Protocol):
-    def wait_for_phone(self, timeout_s: float) -> Any: ...
-
-
-class GateIOLike(Protocol):
-    """The gate hardware as the lane drives it (drivers.gate_io.GateIO)."""
-
-    events: queue.Queue[GateEvent]
-
-    def release(self) -> None: ...
-    def secure(self) -> bool: ...
-    def hold_open(self) -> None: ...
-    def end_hold(self) -> None: ...
-    def lights(self, *, green: bool = False, red: bool = False, blink: bool = False) -> None: ...
-    def buzz(self, pattern: BuzzerPattern) -> None: ...
-    def silence(self) -> None: ...
-
-
-class LaneStore(StoreState, Catalog, Protocol):
-    """What the lane needs from gate.store.GateStore."""
-
-    def record_pass(
-        self,
-        decision: Decision,
-        charge: bytes,
-        *,
-        attendant: str | None = None,
-        timings: Mapping[str, float] | None = None,
-    ) -> None: ...
-    def record_denial(self, decision: Decision, *, timings: Mapping[str, float] | None = None) -> None: ...
-    def record_event(self, kind: str, detail: str, data: Mapping[str, Any] | None = None) -> None: ...
-    def passed_list_body(self, list_id: bytes) -> bytes | None: ...
-    def passage_recorded(self, list_id: bytes) -> bool: ...
-
-
-@dataclass(frozen=True)
-class LaneTimings:
-    """How long a lane stays in each passing state (seconds): the config's [timings] section."""
-
-    open_timeout_s: float = 8.0
-    close_after_passage_s: float = 0.3
-    denied_display_s: float = 1.5
-
-
-@dataclass
-class Opening:
-    """One pass's gate opening: whose it is, when it closes, how many people the beam counted."""
-
-    list_id: bytes | None
-    deadline: float
-    passages: int = 0
-    close_at: float | None = None
-
-
-@dataclass(frozen=True)
-class TapOutcome:
-    """What one tap came to, for the caller (tests, the demo, the bench)."""
-
-    verdict: str  # what the receipt said: pass, deny, attendant, emergency
-    decision: Decision
-    charged: bool
-    opened: bool
-    receipt: bytes
-    receipt_delivered: bool
-    timings: Mapping[str, float]
 
 
 class Lane:

@@ -1,0 +1,53 @@
+"""What the lane needs from its hardware and its store, as narrow protocols: the drivers and
+gate.store.GateStore fit them, and tests inject the very same pieces (or the in-process reader)."""
+
+from __future__ import annotations
+
+import queue
+from collections.abc import Mapping
+from typing import Any, Protocol
+
+from drivers.gate_io import BuzzerPattern, GateEvent
+from gate.catalog import Catalog
+from gate.legality import Decision, StoreState
+
+
+class PhoneSessionLike(Protocol):
+    def __enter__(self) -> Any: ...
+    def __exit__(self, *exc: object) -> None: ...
+    def exchange(self, ins: int, data: bytes = b"", p1: int = 0, p2: int = 0) -> bytes: ...
+
+
+class ReaderLike(Protocol):
+    def wait_for_phone(self, timeout_s: float) -> Any: ...
+
+
+class GateIOLike(Protocol):
+    """The gate hardware as the lane drives it (drivers.gate_io.GateIO)."""
+
+    events: queue.Queue[GateEvent]
+
+    def release(self) -> None: ...
+    def secure(self) -> bool: ...
+    def hold_open(self) -> None: ...
+    def end_hold(self) -> None: ...
+    def lights(self, *, green: bool = False, red: bool = False, blink: bool = False) -> None: ...
+    def buzz(self, pattern: BuzzerPattern) -> None: ...
+    def silence(self) -> None: ...
+
+
+class LaneStore(StoreState, Catalog, Protocol):
+    """What the lane needs from gate.store.GateStore."""
+
+    def record_pass(
+        self,
+        decision: Decision,
+        charge: bytes,
+        *,
+        attendant: str | None = None,
+        timings: Mapping[str, float] | None = None,
+    ) -> None: ...
+    def record_denial(self, decision: Decision, *, timings: Mapping[str, float] | None = None) -> None: ...
+    def record_event(self, kind: str, detail: str, data: Mapping[str, Any] | None = None) -> None: ...
+    def passed_list_body(self, list_id: bytes) -> bytes | None: ...
+    def passage_recorded(self, list_id: bytes) -> bool: ...

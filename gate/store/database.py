@@ -1,0 +1,177 @@
+"""The gate database's connections, transactions and checkpoints; the tables live in sibling modules.
+
+Durability. Every connection runs in WAL mode with `PRAGMA synchronous=FULL`, so a COMMIT returns only once
+the WAL is on disk. A write is one `BEGIN IMMEDIATE` transaction (`_write`), rolled back on any error.
+
+Threads. The lane thread and the forwarder thread each get their own connection (one per thread, opened
+on first use): with WAL the lane's reads never wait for the forwarder, and writers queue on SQLite's own
+lock (busy timeout 5 s). An in-memory store (":memory:", for tests and tools) cannot be shared that way, so
+there every thread uses the one connection under a lock.
+
+Checkpoints. SQLite's automatic WAL checkpoint would run inside whichever commit crosses 1000 pages, now and
+then adding milliseconds to a pass. It is off; the forwarder thread's writes (settling, retrying, the feed)
+checkpoint every CHECKPOINT_EVERY commits instead, off the lane's path. Should the forwarder stall, the lane
+checkpoints itself once LANE_CHECKPOINT_AFTER commits are waiting, so the WAL stays bounded.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import sqlite3
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Self
+
+from sqlite_utils import Database
+
+from gate.errors import GateError
+from gate.store import migrations
+
+CHECKPOINT_EVERY = 64  # commits, checkpointed by the forwarder's writes
+LANE_CHECKPOINT_AFTER = 2000  # commits, after which the lane's own writes checkpoint
+
+log = logging.getLogger(__name__)
+
+
+class StoreError(GateError, RuntimeError):
+    """The gate's database refused an operation: a conflict, a closed store, a full disk, a corrupt file."""
+
+
+class StoreBase:
+    """One SQLite database file (or ":memory:"), opened and migrated; a context manager."""
+
+    def __init__(self, path: str | os.PathLike[str] = ":memory:", *, busy_timeout_s: float = 5.0) -> None:
+        self.path = str(path)
+        self._memory = self.path == ":memory:"
+        self._busy_timeout_s = busy_timeout_s
+        self._lock = threading.RLock()
+        self._local = threading.local()
+        self._connections: list[tuple[threading.Thread, Database]] = []
+        self._closed = False
+        self._commits = 0  # since the last checkpoint (approximate across threads; only a trigger)
+        if not self._memory:
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        self._shared: Database | None = None
+        try:
+            first = self._open()
+        except sqlite3.Error as exc:
+            raise StoreError(f"{self.path}: cannot open the gate database: {exc}") from exc
+        if self._memory:
+            self._shared = first
+        else:
+            self._local.db = first
+        with self._lock:
+            self._connections.append((threading.current_thread(), first))
+        try:
+            migrations.apply(first)
+        except sqlite3.Error as exc:
+            self.close()
+            raise StoreError(f"{self.path}: cannot migrate the gate database: {exc}") from exc
+
+    # -- connections ---------------------------------------------------------------------------------
+
+    def _open(self) -> Database:
+        conn = sqlite3.connect(
+            self.path,
+            timeout=self._busy_timeout_s,
+            isolation_level=None,  # we issue BEGIN/COMMIT ourselves
+            check_same_thread=False,  # one connection per thread is our rule; close() may run anywhere
+        )
+        db = Database(conn, execute_plugins=False, recursive_triggers=False)
+        if not self._memory:
+            mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+            if mode.lower() != "wal":
+                raise StoreError(f"{self.path}: cannot switch to WAL (journal mode stays {mode})")
+            conn.execute("PRAGMA wal_autocheckpoint=0")
+        conn.execute("PRAGMA synchronous=FULL")
+        conn.execute("PRAGMA foreign_keys=ON")
+        return db
+
+    @contextlib.contextmanager
+    def _use(self) -> Iterator[Database]:
+        """The calling thread's connection (the shared one, locked, for an in-memory store)."""
+        if self._closed:
+            raise StoreError(f"{self.path}: the gate database is closed")
+        if self._shared is not None:
+            with self._lock:
+                yield self._shared
+            return
+        db = getattr(self._local, "db", None)
+        if db is None:
+            with self._lock:
+                self._connections = [(t, d) for t, d in self._connections if t.is_alive() or _close(d)]
+                db = self._local.db = self._open()
+                self._connections.append((threading.current_thread(), db))
+        yield db
+
+    @contextlib.contextmanager
+    def _read(self) -> Iterator[Database]:
+        try:
+            with self._use() as db:
+                yield db
+        except sqlite3.Error as exc:
+            raise StoreError(f"{self.path}: {exc}") from exc
+
+    @contextlib.contextmanager
+    def _write(self) -> Iterator[Database]:
+        """One write transaction: BEGIN IMMEDIATE ... COMMIT, rolled back on any error."""
+        with self._use() as db:
+            try:
+                db.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as exc:
+                raise StoreError(f"{self.path}: cannot start a transaction: {exc}") from exc
+            try:
+                yield db
+                db.execute("COMMIT")
+                self._commits += 1
+            except BaseException as exc:
+                if db.conn.in_transaction:
+                    db.execute("ROLLBACK")
+                if isinstance(exc, sqlite3.Error):
+                    raise StoreError(f"{self.path}: {exc}") from exc
+                raise
+
+    def close(self) -> None:
+        """Close every connection; idempotent."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            for _, db in self._connections:
+                _close(db)
+            self._connections.clear()
+
+    def checkpoint(self) -> None:
+        """Copy committed WAL pages into the database file (PASSIVE: never waits for, nor blocks, writers)."""
+        if self._memory:
+            return
+        with self._read() as db:
+            db.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        self._commits = 0
+
+    def _checkpoint_if(self, threshold: int) -> None:
+        """Checkpoint after a commit that is already durable: a failure here must not look like a lost one."""
+        if self._commits >= threshold:
+            try:
+                self.checkpoint()
+            except StoreError:
+                log.warning("WAL checkpoint failed; the next one retries", exc_info=True)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def schema_migrations(self) -> list[str]:
+        with self._read() as db:
+            return [r[0] for r in db.execute("SELECT name FROM _migrations ORDER BY name").fetchall()]
+
+
+def _close(db: Database) -> bool:
+    with contextlib.suppress(sqlite3.Error):
+        db.conn.close()
+    return False

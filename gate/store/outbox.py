@@ -1,0 +1,104 @@
+"""The charge outbox the forwarder drains: pending, settled, or flagged for a technician."""
+
+from __future__ import annotations
+
+import sqlite3
+
+from gate.legality.check import Backlog
+from gate.store.database import CHECKPOINT_EVERY, StoreBase, StoreError
+from gate.store.records import OutboxEntry
+
+OUTBOX_STATES = ("pending", "settled", "flagged")
+_OUTBOX_COLUMNS = (
+    "charge_id, body, amount, currency, created_at, attempts, next_attempt_at, state, last_error"
+)
+
+
+class OutboxTable(StoreBase):
+    """Charges committed at a pass, until the payment system took them."""
+
+    def outbox_due(self, now: float, limit: int) -> list[OutboxEntry]:
+        """Pending charges whose next attempt is due, oldest first."""
+        with self._read() as db:
+            rows = db.execute(
+                f"SELECT {_OUTBOX_COLUMNS} FROM outbox WHERE state = 'pending' AND next_attempt_at <= ?"
+                " ORDER BY created_at, rowid LIMIT ?",
+                [now, limit],
+            ).fetchall()
+        return [OutboxEntry(*r) for r in rows]
+
+    def outbox_settled(self, charge_id: bytes, notice: bytes, at: float) -> None:
+        """The payment system took the charge; `notice` is its signed deduction notice (may be b"")."""
+        with self._write() as db:
+            cursor = db.execute(
+                "UPDATE outbox SET state = 'settled', notice = ?, settled_at = ?, last_error = ''"
+                " WHERE charge_id = ?",
+                [bytes(notice), at, charge_id],
+            )
+            _require_row(cursor, charge_id)
+        self._checkpoint_if(CHECKPOINT_EVERY)
+
+    def outbox_retry_later(self, charge_id: bytes, error: str, next_attempt_at: float) -> None:
+        """A failed attempt: count it, keep the error, try again at next_attempt_at (pending ones only)."""
+        with self._write() as db:
+            _require_row(db.execute("SELECT 1 FROM outbox WHERE charge_id = ?", [charge_id]), charge_id)
+            db.execute(
+                "UPDATE outbox SET attempts = attempts + 1, last_error = ?, next_attempt_at = ?"
+                " WHERE charge_id = ? AND state = 'pending'",
+                [error, next_attempt_at, charge_id],
+            )
+        self._checkpoint_if(CHECKPOINT_EVERY)
+
+    def outbox_flag(self, charge_id: bytes, reason: str) -> None:
+        """A permanent failure: the charge waits for a technician (still counted in the backlog)."""
+        with self._write() as db:
+            cursor = db.execute(
+                "UPDATE outbox SET state = 'flagged', last_error = ?"
+                " WHERE charge_id = ? AND state != 'settled'",
+                [reason, charge_id],
+            )
+            if cursor.rowcount == 0:
+                _require_row(db.execute("SELECT 1 FROM outbox WHERE charge_id = ?", [charge_id]), charge_id)
+
+    def outbox_requeue(self, charge_id: bytes, now: float) -> None:
+        """A technician sends a flagged charge again."""
+        with self._write() as db:
+            cursor = db.execute(
+                "UPDATE outbox SET state = 'pending', next_attempt_at = ?"
+                " WHERE charge_id = ? AND state = 'flagged'",
+                [now, charge_id],
+            )
+            if cursor.rowcount == 0:
+                raise StoreError(f"charge {charge_id.hex()} is not flagged")
+
+    def outbox_backlog(self) -> Backlog:
+        """Count, amount and oldest creation time of the charges not yet settled (pending and flagged)."""
+        with self._read() as db:
+            row = db.execute(
+                "SELECT count(*), coalesce(sum(amount), 0), min(created_at) FROM outbox"
+                " WHERE state IN ('pending', 'flagged')"
+            ).fetchone()
+        return Backlog(row[0], row[1], row[2])
+
+    def outbox_entries(self, state: str | None = None, limit: int = 100) -> list[OutboxEntry]:
+        """Outbox entries, newest first, optionally of one state."""
+        if state is not None and state not in OUTBOX_STATES:
+            raise StoreError(f"unknown outbox state {state!r}")
+        with self._read() as db:
+            rows = db.execute(
+                f"SELECT {_OUTBOX_COLUMNS} FROM outbox WHERE ? IS NULL OR state = ?"
+                " ORDER BY created_at DESC, rowid DESC LIMIT ?",
+                [state, state, limit],
+            ).fetchall()
+        return [OutboxEntry(*r) for r in rows]
+
+    def outbox_notice(self, charge_id: bytes) -> bytes | None:
+        """The deduction notice stored when the charge settled."""
+        with self._read() as db:
+            row = db.execute("SELECT notice FROM outbox WHERE charge_id = ?", [charge_id]).fetchone()
+        return row[0] if row else None
+
+
+def _require_row(cursor: sqlite3.Cursor, charge_id: bytes) -> None:
+    if cursor.rowcount == 0 or (cursor.rowcount == -1 and cursor.fetchone() is None):
+        raise StoreError(f"no charge {charge_id.hex()} in the outbox")

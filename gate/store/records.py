@@ -1,0 +1,62 @@
+"""What the gate database hands back: outbox entries, decisions, lane events, import results."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class OutboxEntry:
+    """One charge waiting for (or done with) the payment system."""
+
+    charge_id: bytes
+    body: bytes  # the encoded signed Charge envelope, exactly as it will be sent
+    amount: int
+    currency: str
+    created_at: float
+    attempts: int
+    next_attempt_at: float
+    state: str  # "pending", "settled" or "flagged"
+    last_error: str
+
+
+@dataclass(frozen=True)
+class Event:
+    """One decision as recorded: what the panel lists and a technician reads."""
+
+    id: int
+    at: float
+    gate: str
+    verdict: str
+    reasons: tuple[tuple[str, str], ...]  # (code, message)
+    timings: dict[str, float]  # seconds per step
+    list_id: bytes | None
+    hold: bytes | None
+    shopper: str | None
+    total: int
+    currency: str
+    attendant: str | None
+
+    @property
+    def codes(self) -> tuple[str, ...]:
+        return tuple(code for code, _ in self.reasons)
+
+
+@dataclass(frozen=True)
+class LaneEvent:
+    """Something the lane reports besides a decision."""
+
+    id: int
+    at: float
+    kind: str
+    detail: str
+    data: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class ImportResult:
+    rows: int
+    products_added: int
+    prices_added: int
+    seconds: float
