@@ -22,10 +22,20 @@ def config() -> None:
 
 @config.command("check")
 @click.argument("path", type=click.Path(path_type=Path))
-@click.option("--no-key-files", is_flag=True, help="Do not check that the key files exist and are private.")
+@click.option(
+    "--no-key-files", is_flag=True, help="Do not check the key files (exist, private, hold a valid key)."
+)
 def config_check(path: Path, no_key_files: bool) -> None:
-    """Validate a lane config file and print a summary, or one line naming the bad key."""
-    cfg = lane_config.load(path, check_key_files=not no_key_files)
+    """Validate a lane config file and the key files it names, as `gate run` does at start.
+
+    Prints a summary, or every mistake (one line each, naming the key) and exits 1.
+    """
+    try:
+        cfg = lane_config.load(path, check_key_files=not no_key_files)
+    except lane_config.ConfigError as exc:
+        for line in exc.problems:
+            click.echo(f"Error: {line}", err=True)
+        sys.exit(1)
     click.echo(
         f"{path}: ok (store {cfg.lane.store_id}, gate {cfg.lane.gate_id}, "
         f"{len(cfg.payments.public_key_files)} trusted payment-system key(s))"

@@ -11,7 +11,6 @@ import dataclasses
 import math
 import os
 import re
-import stat
 import tomllib
 import types
 import typing
@@ -57,6 +56,14 @@ def _http_url(v: Any) -> bool:
     return bool(re.match(r"^https?://[^\s/]+", v))
 
 
+def _regex(v: Any) -> bool:
+    try:
+        re.compile(v)
+    except re.error:
+        return False
+    return bool(v)
+
+
 @dataclass(frozen=True, kw_only=True)
 class LaneSection:
     store_id: str = _spec("an id of letters, digits, '.', '_' or '-'", check=_ident)
@@ -90,7 +97,7 @@ class ScannerSection:
 
 @dataclass(frozen=True, kw_only=True)
 class ReaderSection:
-    name_pattern: str = _spec("a regular expression matching the PC/SC reader name", check=bool)
+    name_pattern: str = _spec("a valid regular expression matching the PC/SC reader name", check=_regex)
     exchange_timeout_ms: int = _spec("milliseconds > 0", check=_positive, default=1000)
 
 
@@ -229,11 +236,13 @@ def _toml(value: Any) -> str:
     raise TypeError(f"no TOML for {value!r}")
 
 
-_KEY_FILE_FIELDS = ("lane.gate_key_file", "panel.secret_key_file", "panel.pin_file")
-
-
 def load(path: str | os.PathLike[str], *, check_key_files: bool = True) -> LaneConfig:
-    """Read and validate a lane config file; relative paths inside it are taken from its own folder."""
+    """Read and validate a lane config file; relative paths inside it are taken from its own folder.
+
+    Every mistake is found before any is reported (ConfigError.problems lists them all), and with
+    `check_key_files` the files the config names are read and checked exactly as `gate run` reads them:
+    `config check` and `gate run` share this one function, so neither accepts what the other refuses.
+    """
     path = Path(path)
     try:
         raw = path.read_bytes()
@@ -245,130 +254,149 @@ def load(path: str | os.PathLike[str], *, check_key_files: bool = True) -> LaneC
         raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start})") from exc
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
-    config = from_dict(data, source=path)
-    if check_key_files:
-        check_key_file_modes(config)
+    return from_dict(data, source=path, check_key_files=check_key_files)
+
+
+def from_dict(
+    data: dict[str, Any], *, source: Path = Path("<memory>"), check_key_files: bool = False
+) -> LaneConfig:
+    """Validate an already-parsed config table; used by load() and by tools that build configs."""
+    from gate import config_files
+
+    base = source.parent if source.name != "<memory>" else Path.cwd()
+    problems: list[str] = []
+    try:
+        config = dataclasses.replace(_build(LaneConfig, data, "", source, base, problems), source=source)
+    except _Incomplete:
+        config = None
+    if config is not None and check_key_files:
+        problems += config_files.problems(config)
+    if problems:
+        raise ConfigError.of(problems, source)
+    assert config is not None
     return config
 
 
-def from_dict(data: dict[str, Any], *, source: Path = Path("<memory>")) -> LaneConfig:
-    """Validate an already-parsed config table; used by load() and by tools that build configs."""
-    base = source.parent if source.name != "<memory>" else Path.cwd()
-    values = _build(LaneConfig, data, "", source, base)
-    config = dataclasses.replace(values, source=source)
-    if config.forwarder.backoff_cap_ms < config.forwarder.backoff_base_ms:
-        _fail(
-            source,
-            "forwarder.backoff_cap_ms",
-            config.forwarder.backoff_cap_ms,
-            f"at least backoff_base_ms ({config.forwarder.backoff_base_ms})",
-        )
-    pins = {
-        name: getattr(config.gpio, name)
-        for name in (
-            "relay_pin",
-            "door_sensor_pin",
-            "beam_pin",
-            "green_pin",
-            "red_pin",
-            "buzzer_pin",
-            "fire_alarm_pin",
-            "exit_button_pin",
-        )
-    }
+def _gpio_problems(gpio: GpioSection) -> list[tuple[str, Any, str]]:
     seen: dict[int, str] = {}
-    for name, pin in pins.items():
-        if pin is None:
+    out = []
+    for f in dataclasses.fields(gpio):
+        pin = getattr(gpio, f.name)
+        if not f.name.endswith("_pin") or pin is None:
             continue
         if pin in seen:
-            _fail(source, f"gpio.{name}", pin, f"a pin not already used by gpio.{seen[pin]}")
-        seen[pin] = name
-    try:
-        re.compile(config.reader.name_pattern)
-    except re.error as exc:
-        _fail(
-            source, "reader.name_pattern", config.reader.name_pattern, f"a valid regular expression ({exc})"
-        )
-    prefixes = [layout.prefix for layout in config.barcodes.gs1]
+            out.append((f.name, pin, f"a pin not already used by gpio.{seen[pin]}"))
+        else:
+            seen[pin] = f.name
+    return out
+
+
+def _forwarder_problems(fwd: ForwarderSection) -> list[tuple[str, Any, str]]:
+    if fwd.backoff_cap_ms < fwd.backoff_base_ms:
+        return [("backoff_cap_ms", fwd.backoff_cap_ms, f"at least backoff_base_ms ({fwd.backoff_base_ms})")]
+    return []
+
+
+def _barcodes_problems(barcodes: BarcodesSection) -> list[tuple[str, Any, str]]:
+    prefixes = [layout.prefix for layout in barcodes.gs1]
+    out: list[tuple[str, Any, str]] = []
     if len(prefixes) != len(set(prefixes)):
-        _fail(source, "barcodes.gs1", prefixes, "each prefix at most once")
-    for i, layout in enumerate(config.barcodes.gs1):
+        out.append(("gs1", prefixes, "each prefix at most once"))
+    for i, layout in enumerate(barcodes.gs1):
         digits = layout.item_digits + layout.value_digits + (1 if layout.value_check_digit else 0)
         if digits != 10:
-            _fail(
-                source,
-                f"barcodes.gs1[{i}]",
-                digits,
-                "item_digits + value_digits (+1 for a price check digit) = 10 for an EAN-13",
+            out.append(
+                (
+                    f"gs1[{i}]",
+                    digits,
+                    "item_digits + value_digits (+1 for a price check digit) = 10 for an EAN-13",
+                )
             )
-    return config
+    return out
 
 
-def check_key_file_modes(config: LaneConfig) -> None:
-    """Refuse secret key files that other users could read: a copied gate key can sign charges."""
-    for dotted in _KEY_FILE_FIELDS:
-        section, name = dotted.split(".")
-        path = getattr(getattr(config, section), name)
-        if path is None:
-            continue
-        try:
-            mode = path.stat().st_mode
-        except FileNotFoundError:
-            _fail(config.source, dotted, str(path), "an existing key file")
-        except OSError as exc:
-            _fail(config.source, dotted, str(path), f"a readable key file ({exc.strerror})")
-        if mode & (stat.S_IRWXG | stat.S_IRWXO):
-            _fail(
-                config.source,
-                dotted,
-                f"{path} with mode {stat.S_IMODE(mode):04o}",
-                f"a key file no one else can read (chmod 600 {path})",
-            )
+# Rules between keys of one table, checked once the table's own keys are valid.
+_TABLE_RULES: dict[type, typing.Callable[[Any], list[tuple[str, Any, str]]]] = {
+    GpioSection: _gpio_problems,
+    ForwarderSection: _forwarder_problems,
+    BarcodesSection: _barcodes_problems,
+}
+
+
+class _Invalid(Exception):
+    """One bad value, as its line of the report."""
+
+
+class _Incomplete(Exception):
+    """A table held bad values (already reported), so it could not be built."""
+
+
+def problem(source: Path, key: str, found: Any, expected: str) -> str:
+    """One mistake as the line a technician reads: the file, the key, what was found, what was expected."""
+    return f"{source}: key '{key}': found {found!r}, expected {expected}"
 
 
 def _fail(source: Path, key: str, found: Any, expected: str) -> typing.NoReturn:
-    raise ConfigError(f"{source}: key '{key}': found {found!r}, expected {expected}")
+    raise _Invalid(problem(source, key, found, expected))
 
 
-def _build(cls: type, data: Any, prefix: str, source: Path, base: Path) -> Any:
+def _build(cls: type, data: Any, prefix: str, source: Path, base: Path, problems: list[str]) -> Any:
+    """Build one table, adding every bad key of it (and of the tables inside it) to `problems`."""
     where = prefix.rstrip(".") or "(top level)"
     if not isinstance(data, dict):
-        _fail(source, where, data, "a table")
+        problems.append(problem(source, where, data, "a table"))
+        raise _Incomplete
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls) if f.name != "source"}
-    unknown = sorted(set(data) - set(fields))
-    if unknown:
-        _fail(source, prefix + unknown[0], data[unknown[0]], f"no such key (known here: {', '.join(fields)})")
+    complete = True
+    for name in sorted(set(data) - set(fields)):
+        problems.append(
+            problem(source, prefix + name, data[name], f"no such key (known here: {', '.join(fields)})")
+        )
+        complete = False
     kwargs = {}
     for name, f in fields.items():
         key = prefix + name
         if name not in data:
             if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
-                _fail(
-                    source,
-                    key,
-                    None,
-                    f"a value: this key is required ({f.metadata.get('expect') or 'a table'})",
-                )
+                expect = f.metadata.get("expect") or "a table"
+                problems.append(problem(source, key, None, f"a value: this key is required ({expect})"))
+                complete = False
             continue
-        kwargs[name] = _convert(hints[name], data[name], key, f.metadata, source, base)
-    return cls(**kwargs)
+        try:
+            kwargs[name] = _convert(hints[name], data[name], key, f.metadata, source, base, problems)
+        except _Invalid as exc:
+            problems.append(str(exc))
+            complete = False
+        except _Incomplete:
+            complete = False
+    if not complete:
+        raise _Incomplete
+    built = cls(**kwargs)
+    rule = _TABLE_RULES.get(cls)
+    broken = rule(built) if rule else []
+    problems += [problem(source, prefix + key, found, expected) for key, found, expected in broken]
+    if broken:
+        raise _Incomplete
+    return built
 
 
-def _convert(hint: Any, value: Any, key: str, meta: Any, source: Path, base: Path) -> Any:
+def _convert(
+    hint: Any, value: Any, key: str, meta: Any, source: Path, base: Path, problems: list[str]
+) -> Any:
     expect = meta.get("expect") or "a table"
     origin = typing.get_origin(hint)
     if origin in (typing.Union, types.UnionType):
         inner = next(a for a in typing.get_args(hint) if a is not type(None))
-        return _convert(inner, value, key, meta, source, base)
+        return _convert(inner, value, key, meta, source, base, problems)
     if dataclasses.is_dataclass(hint):
-        return _build(hint, value, key + ".", source, base)
+        return _build(hint, value, key + ".", source, base, problems)
     if origin is list:
         (item,) = typing.get_args(hint)
         if not isinstance(value, list):
             _fail(source, key, value, expect)
         if dataclasses.is_dataclass(item):
-            out = [_build(item, v, f"{key}[{i}].", source, base) for i, v in enumerate(value)]
+            out = _build_all(item, value, key, source, base, problems)
         else:
             out = [_scalar(item, v, f"{key}[{i}]", expect, source, base) for i, v in enumerate(value)]
         check = meta.get("check")
@@ -403,3 +431,18 @@ def _scalar(hint: Any, value: Any, key: str, expect: str, source: Path, base: Pa
     if not ok:
         _fail(source, key, value, expect)
     return value
+
+
+def _build_all(
+    cls: type, values: list[Any], key: str, source: Path, base: Path, problems: list[str]
+) -> list[Any]:
+    """Build every table of an array of tables, reporting the bad ones all before giving up."""
+    out, complete = [], True
+    for i, v in enumerate(values):
+        try:
+            out.append(_build(cls, v, f"{key}[{i}].", source, base, problems))
+        except _Incomplete:
+            complete = False
+    if not complete:
+        raise _Incomplete
+    return out

@@ -80,8 +80,85 @@ def test_key_file_readable_by_others_is_refused(lane_config_dir: Path) -> None:
 
 def test_missing_key_file_is_refused(lane_config_dir: Path) -> None:
     (lane_config_dir / "keys" / "gate.key").unlink()
-    with pytest.raises(ConfigError, match=r"key 'lane.gate_key_file'.*an existing key file"):
+    with pytest.raises(
+        ConfigError, match=r"key 'lane.gate_key_file'.*gate.key: cannot read secret key: No such"
+    ):
         lane_config.load(lane_config_dir / "lane.toml")
+
+
+def _with_panel_files(folder: Path, secret: bytes, pin: str) -> Path:
+    """The config naming a panel secret and a PIN file, both private."""
+    for name, content in (("panel.key", secret), ("panel.pin", pin.encode())):
+        (folder / "keys" / name).write_bytes(content)
+        (folder / "keys" / name).chmod(0o600)
+    path = folder / "lane.toml"
+    _edit(path, "port = 8080", 'port = 8080\nsecret_key_file = "keys/panel.key"\npin_file = "keys/panel.pin"')
+    return path
+
+
+def _check(path: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "selfcheckout", "config", "check", str(path)], capture_output=True, text=True
+    )
+
+
+def test_config_check_reports_every_file_gate_run_would_refuse_at_once(lane_config_dir: Path) -> None:
+    """A garbage payment-system key, an unreadable gate key, a 5-byte panel secret and a PIN of two digits:
+    all four on one run, each one line naming the key, and gate run refuses the same config."""
+    path = _with_panel_files(lane_config_dir, b"short", "12")
+    (lane_config_dir / "keys" / "ps.pub").write_text("not a key\n")
+    (lane_config_dir / "keys" / "gate.key").write_text("00" * 16 + "\n")  # 16 bytes: a cut-off seed
+    done = _check(path)
+    assert done.returncode == 1
+    lines = done.stderr.strip().splitlines()
+    assert lines == [
+        f"Error: {path}: key 'lane.gate_key_file': {lane_config_dir}/keys/gate.key: expected 64 hex digits"
+        " of secret key, found 32 characters",
+        f"Error: {path}: key 'payments.public_key_files[0]': {lane_config_dir}/keys/ps.pub: expected 64 hex"
+        " digits of public key, found 9 characters",
+        f"Error: {path}: key 'panel.secret_key_file': {lane_config_dir}/keys/panel.key: the panel's secret"
+        " key holds 5 bytes; at least 16 random bytes expected"
+        " (python3 -c 'import secrets; print(secrets.token_hex(32))')",
+        f"Error: {path}: key 'panel.pin_file': {lane_config_dir}/keys/panel.pin: the technicians' PIN must"
+        " be 4-32 digits",
+    ]
+    run = subprocess.run(
+        [sys.executable, "-m", "selfcheckout", "gate", "run", "--config", str(path), "--mock-gpio"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert run.returncode == 1
+    assert run.stderr.strip().splitlines() == [
+        lines[0] + f" (and 3 more: `selfcheckout config check {path}` lists them all)"
+    ]
+
+
+def test_unreadable_payment_system_key_is_refused(lane_config_dir: Path) -> None:
+    (lane_config_dir / "keys" / "ps.pub").chmod(0o000)
+    (lane_config_dir / "keys" / "ps.pub").rename(lane_config_dir / "keys" / "ps.pub.d")
+    (lane_config_dir / "keys" / "ps.pub").mkdir()  # a folder where the key file should be
+    with pytest.raises(
+        ConfigError, match=r"key 'payments.public_key_files\[0\]'.*ps.pub: cannot read public"
+    ):
+        lane_config.load(lane_config_dir / "lane.toml")
+
+
+def test_every_bad_value_is_reported_at_once(lane_config_dir: Path) -> None:
+    path = lane_config_dir / "lane.toml"
+    _edit(path, "beam_pin = 22", "beam_pin = -1")
+    _edit(path, 'currency = "EUR"', 'currency = "euro"')
+    _edit(path, "backoff_cap_ms = 60000", "backoff_cap_ms = 1")
+    _edit(path, "relay_pin = 17", "relay_pn = 17")
+    done = _check(path)
+    assert done.returncode == 1
+    assert [line.split(": key ")[1].split(":")[0] for line in done.stderr.strip().splitlines()] == [
+        "'lane.currency'",
+        "'gpio.relay_pn'",
+        "'gpio.relay_pin'",
+        "'gpio.beam_pin'",
+        "'forwarder.backoff_cap_ms'",
+    ]
 
 
 def test_command_line_reports_one_line_and_fails(lane_config_dir: Path) -> None:

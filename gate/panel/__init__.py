@@ -22,7 +22,6 @@ import hmac
 import json
 import logging
 import os
-import re
 import socket
 import threading
 import time
@@ -44,7 +43,8 @@ from flask import (
 from werkzeug.exceptions import HTTPException
 
 from gate.config import PanelSection
-from gate.errors import LaneError
+from gate.config_files import MIN_PANEL_SECRET_BYTES, read_panel_secret, read_pin
+from gate.errors import KeyFileError, LaneError
 from gate.money import format_amount
 from gate.panel import forms
 from gate.panel.forms import MODES, FormError, PanelError
@@ -56,7 +56,7 @@ __all__ = ["FormError", "PanelError", "PanelServer", "create_app", "secret_key_f
 
 log = logging.getLogger(__name__)
 
-MIN_KEY_BYTES = 16
+MIN_KEY_BYTES = MIN_PANEL_SECRET_BYTES
 MAX_BODY_BYTES = 16 * 1024
 PIN_TRIES = 5  # wrong PINs in a row before logins pause
 PIN_PAUSE_S = 60.0
@@ -317,33 +317,22 @@ def create_app(
 
 def secret_key_for(panel: PanelSection) -> bytes:
     """The session key: the bytes of panel.secret_key_file, or a random key for this process only."""
-    path = panel.secret_key_file
-    if path is None:
+    if panel.secret_key_file is None:
         return os.urandom(32)
     try:
-        key = Path(path).read_bytes().strip()
-    except OSError as exc:
-        raise PanelError(f"{path}: cannot read the panel's secret key: {exc.strerror or exc}") from exc
-    if len(key) < MIN_KEY_BYTES:
-        raise PanelError(
-            f"{path}: the panel's secret key holds {len(key)} bytes; at least {MIN_KEY_BYTES} random bytes "
-            "expected (python3 -c 'import secrets; print(secrets.token_hex(32))')"
-        )
-    return key
+        return read_panel_secret(Path(panel.secret_key_file))
+    except KeyFileError as exc:
+        raise PanelError(str(exc)) from exc
 
 
 def pin_for(panel: PanelSection) -> str | None:
     """The technicians' PIN from panel.pin_file (4-32 digits), or None when the config names no file."""
-    path = panel.pin_file
-    if path is None:
+    if panel.pin_file is None:
         return None
     try:
-        pin = Path(path).read_text().strip()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise PanelError(f"{path}: cannot read the technicians' PIN: {exc}") from exc
-    if not re.fullmatch(r"[0-9]{4,32}", pin):
-        raise PanelError(f"{path}: the technicians' PIN must be 4-32 digits")
-    return pin
+        return read_pin(Path(panel.pin_file))
+    except KeyFileError as exc:
+        raise PanelError(str(exc)) from exc
 
 
 def serve(service: LaneService, *, host: str | None = None, port: int | None = None) -> PanelServer:
