@@ -96,7 +96,8 @@ def gate_check(
 @click.option("--config", "config_path", required=True, type=click.Path(path_type=Path), help="Lane config.")
 @click.option("--valid-from", type=int, help="Unix time rows without valid_from start at (default: now).")
 def gate_import_catalog(csv_file: Path, config_path: Path, valid_from: int | None) -> None:
-    """Import a catalog CSV (code,name,category,unit,price,currency[,valid_from]) into the gate database.
+    """Import a catalog CSV (code,name,category,unit,price,currency, then any of valid_from, min_grams,
+    max_grams, min_price, max_price) into the gate database.
 
     One transaction: a bad line leaves the catalog as it was. Prices are added as history, never overwritten.
     """

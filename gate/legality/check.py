@@ -8,9 +8,10 @@ StoreState below), each in one round trip, so the hot path does no per-item quer
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -18,6 +19,7 @@ from gate.barcodes import BarcodeError, Layout, VariableMeasure, layouts_by_pref
 from gate.catalog import Catalog
 from gate.errors import DecodeError, SignatureError
 from gate.legality.reasons import ORDER, Reason, verdict_of
+from gate.money import format_amount
 from gate.protocol.documents import ExitChallenge, ExitPresentation, HoldVoucher, ShoppingList
 from gate.protocol.keys import TrustedKeys
 
@@ -363,7 +365,14 @@ def _check_items(
                     "price_mismatch",
                     f"line {n} ({item.code}): listed at {item.unit_price}, the code says {measure.value}",
                 )
+            b = product.bounds
+            if b.price_outside(measure.value):
+                show = functools.partial(_money, gate.currency)
+                _implausible(found, n, item.code, product.name, measure.value, b.min_price, b.max_price, show)
             continue
+        b = product.bounds
+        if product.unit == "kg" and item.grams is not None and b.grams_outside(item.grams):
+            _implausible(found, n, item.code, product.name, item.grams, b.min_grams, b.max_grams, _grams)
         if measure is not None:  # weight-embedded: grams from the code, price per kg from the catalog
             if product.unit != "kg":
                 found.add("weight_mismatch", f"line {n} ({item.code}): {product.name} is not sold by weight")
@@ -384,6 +393,32 @@ def _check_items(
                 f"line {n} ({item.code}): listed at {item.unit_price}, catalog price "
                 + (f"{current}" if current is not None else f"unknown in {gate.currency}"),
             )
+
+
+def _implausible(
+    found: _Findings,
+    n: int,
+    code: str,
+    name: str,
+    value: int,
+    low: int | None,
+    high: int | None,
+    show: Callable[[int], str],
+) -> None:
+    """A label outside its product's bounds, said with both, so the attendant knows what to look for."""
+    if low is not None and high is not None:
+        plausible = f"{show(low)} to {show(high)}"
+    else:
+        plausible = f"at least {show(low)}" if low is not None else f"at most {show(high or 0)}"
+    found.add("label_implausible", f"line {n} ({code}): {name} labelled {show(value)}, plausible {plausible}")
+
+
+def _money(currency: str, minor: int) -> str:
+    return format_amount(minor, currency)
+
+
+def _grams(grams: int) -> str:
+    return f"{grams} g"
 
 
 def _check_backlog(backlog: Backlog, now: float, policy: Policy, found: _Findings) -> None:

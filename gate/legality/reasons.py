@@ -68,7 +68,17 @@ RULES: tuple[Rule, ...] = (
         "offline.max_amount, and its oldest charge is not older than offline.max_age_s",
     ),
     Rule("attendant_item", ATTENDANT, "no item's catalog category is in policy.attendant_categories"),
-    Rule("audit", ATTENDANT, "the list is not drawn for a random attendant audit (policy.audit_per_mille)"),
+    Rule(
+        "label_implausible",
+        ATTENDANT,
+        "every weight or price a GS1 label embeds is within its product's plausible bounds in the catalog",
+    ),
+    Rule(
+        "audit",
+        ATTENDANT,
+        "the list is not drawn for a random attendant audit (policy.audit_per_mille), nor asked for by the "
+        "attendant at the lane",
+    ),
 )
 
 BY_CODE: dict[str, Rule] = {r.code: r for r in RULES}

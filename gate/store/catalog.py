@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlite_utils import Database
 
-from gate.catalog import PriceChange, Product
+from gate.catalog import NO_BOUNDS, Bounds, PriceChange, Product
 from gate.store.database import StoreBase
 from gate.store.records import ImportResult
 
@@ -27,8 +27,9 @@ class CatalogTables(StoreBase):
     ) -> ImportResult:
         """Add products and price changes in one transaction; `progress(n)` after each batch of n rows.
 
-        A product's name, category and unit are replaced; a price row is added only where the price
-        differs from the one in force at its valid_from, so importing the same file twice adds nothing.
+        A product's name, category and unit are replaced, and so are its bounds when the change carries
+        them; a price row is added only where the price differs from the one in force at its valid_from,
+        so importing the same file twice adds nothing.
         """
         started = time.perf_counter()
         with self._write() as db:
@@ -53,7 +54,9 @@ class CatalogTables(StoreBase):
                 part = keys[start : start + _IN_CHUNK]
                 marks = ",".join("?" * len(part))
                 rows = db.execute(
-                    "SELECT d.code, d.name, d.category, d.unit, h.valid_from, h.price FROM products d"
+                    "SELECT d.code, d.name, d.category, d.unit, b.min_grams, b.max_grams, b.min_price,"
+                    " b.max_price, h.valid_from, h.price FROM products d"
+                    " LEFT JOIN product_bounds b ON b.code = d.code"
                     " LEFT JOIN prices h ON h.code = d.code AND h.currency = ? AND h.valid_from <= ?"
                     "  AND h.valid_from >= coalesce((SELECT max(q.valid_from) FROM prices q"
                     "   WHERE q.code = d.code AND q.currency = ? AND q.valid_from <= ?), 0)"
@@ -81,17 +84,31 @@ def import_rows(
     db.execute("DROP TABLE IF EXISTS temp.import_rows")
     db.execute(
         "CREATE TEMP TABLE import_rows (seq INTEGER PRIMARY KEY, code TEXT, name TEXT, category TEXT,"
-        " unit TEXT, price INTEGER, currency TEXT, valid_from INTEGER)"
+        " unit TEXT, price INTEGER, currency TEXT, valid_from INTEGER, bounded INTEGER,"
+        " min_grams INTEGER, max_grams INTEGER, min_price INTEGER, max_price INTEGER)"
     )
     insert = (
-        "INSERT INTO temp.import_rows (code, name, category, unit, price, currency, valid_from)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?)"
+        "INSERT INTO temp.import_rows (code, name, category, unit, price, currency, valid_from, bounded,"
+        " min_grams, max_grams, min_price, max_price) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
     )
     rows = 0
     chunk: list[tuple[Any, ...]] = []
     for change in changes:
         c = change.checked()
-        chunk.append((c.code, c.name, c.category, c.unit, c.price, c.currency, c.valid_from))
+        bounds = (c.bounds or NO_BOUNDS).as_tuple()
+        chunk.append(
+            (
+                c.code,
+                c.name,
+                c.category,
+                c.unit,
+                c.price,
+                c.currency,
+                c.valid_from,
+                c.bounds is not None,
+                *bounds,
+            )
+        )
         if len(chunk) >= batch:
             db.conn.executemany(insert, chunk)
             rows += len(chunk)
@@ -112,6 +129,12 @@ def import_rows(
         " name = excluded.name, category = excluded.category, unit = excluded.unit"
     )
     added_products = db.execute("SELECT count(*) FROM products").fetchone()[0] - before
+    db.execute(
+        "INSERT INTO product_bounds (code, min_grams, max_grams, min_price, max_price)"
+        " SELECT code, min_grams, max_grams, min_price, max_price FROM temp.import_rows WHERE bounded"
+        " ORDER BY seq ON CONFLICT (code) DO UPDATE SET min_grams = excluded.min_grams,"
+        " max_grams = excluded.max_grams, min_price = excluded.min_price, max_price = excluded.max_price"
+    )
     cursor = db.execute(
         "INSERT INTO prices (code, currency, valid_from, price)"
         " SELECT i.code, i.currency, i.valid_from, i.price FROM temp.import_rows i"
@@ -130,15 +153,21 @@ def _collect(rows: list[tuple[Any, ...]], currency: str, out: dict[str, Product]
     current: str | None = None
     history: list[tuple[int, int]] = []
     desc: tuple[str, str, str] = ("", "", "")
+    bounds = NO_BOUNDS
 
     def flush() -> None:
         if current is not None:
-            out[current] = Product(current, desc[0], desc[1], desc[2], currency, tuple(history))
+            out[current] = Product(current, desc[0], desc[1], desc[2], currency, tuple(history), bounds)
 
-    for code, name, category, unit, valid_from, price in rows:
+    for code, name, category, unit, min_g, max_g, min_p, max_p, valid_from, price in rows:
         if code != current:
             flush()
             current, desc, history = code, (name, category, unit), []
+            bounds = (
+                NO_BOUNDS
+                if (min_g, max_g, min_p, max_p) == (None,) * 4
+                else Bounds(min_g, max_g, min_p, max_p)
+            )
         if valid_from is not None:
             history.append((valid_from, price))
     flush()

@@ -108,7 +108,16 @@ def m002_events_by_list(db: Database) -> None:
     db.execute("CREATE INDEX events_list ON events (list_id)")
 
 
-MIGRATIONS: tuple[Callable[[Database], None], ...] = (m001_initial, m002_events_by_list)
+def m003_catalog_bounds(db: Database) -> None:
+    """Plausible label bounds per product (gate.catalog.Bounds), apart from the products: the payment
+    system's feed replaces a product's description, never its bounds."""
+    db.execute(
+        "CREATE TABLE product_bounds (code TEXT PRIMARY KEY, min_grams INTEGER, max_grams INTEGER,"
+        " min_price INTEGER, max_price INTEGER) WITHOUT ROWID"
+    )
+
+
+MIGRATIONS: tuple[Callable[[Database], None], ...] = (m001_initial, m002_events_by_list, m003_catalog_bounds)
 
 
 def apply(db: Database) -> list[str]:
