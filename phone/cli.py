@@ -18,9 +18,11 @@ from gate.errors import GateError
 from gate.money import format_amount
 from gate.protocol.documents import DeductionNotice, ExitReceipt
 from gate.protocol.keys import key_id, read_public_key
+from gate.protocol.kiosk import ProposedList
 from phone import messages
-from phone.basket import Basket
+from phone.basket import Basket, Line
 from phone.errors import PhoneError
+from phone.kiosk_tap import tap_kiosk
 from phone.money import parse_amount
 from phone.terminal import Phone, Visit, parse_gs1
 
@@ -235,6 +237,51 @@ def tap(phone: Phone, host: str, port: int, timeout_s: float) -> None:
     visit = phone.visit()
     assert visit is not None and visit.receipt is not None
     _echo_receipt(visit.receipt.doc, visit.receipt.kid)
+
+
+@phone_group.command()
+@click.option(
+    "--host", default=VPCD_HOST, show_default=True, help="The vpcd host the virtual phone connects to."
+)
+@click.option(
+    "--port", default=VPCD_PORT, show_default=True, type=int, help="vpcd's port (35963 = reader 00 00)."
+)
+@click.option("--yes", is_flag=True, help="Sign the kiosk's list without asking.")
+@click.option(
+    "--timeout", "timeout_s", default=30.0, show_default=True, help="Seconds to wait for the kiosk."
+)
+@pass_phone
+def kiosk(phone: Phone, host: str, port: int, yes: bool, timeout_s: float) -> None:
+    """Tap the phone on a kiosk's reader (vpcd): show it the hold, or sign the list it proposes.
+
+    The first tap shows the kiosk the hold; the finishing tap shows the kiosk's list here, line by line
+    with the names of the phone's own catalog, and signs it with your key once you say yes.
+    """
+
+    def decide(proposal: ProposedList, lines: list[Line]) -> bool:
+        click.echo(f"the kiosk {proposal.kiosk} proposes this list:")
+        for line in lines:
+            text = _line_text(line.name, line.qty, line.unit_price, line.grams, line.total, proposal.currency)
+            click.echo(f"  {text}")
+        click.echo(f"  total {_money(proposal.total, proposal.currency)}")
+        return yes or click.confirm("Sign this list with your key?", default=False)
+
+    click.echo(f"phone on the reader at {host}:{port}; waiting for the kiosk ...")
+    tapped = tap_kiosk(
+        phone.kiosk_card(), phone.kiosk_lines, decide, host=host, port=port, timeout_s=timeout_s
+    )
+    if tapped.outcome == "hold":
+        click.echo("the kiosk read your hold: scan your goods there, then tap again to finish")
+    elif tapped.outcome == "refused":
+        click.echo(f"the kiosk's list was refused: {messages.kiosk_refusal_text(tapped.reason or '')}")
+    elif tapped.outcome == "declined":
+        click.echo("not signed; the kiosk was told: change the list there and tap again")
+    else:
+        assert tapped.signed is not None
+        click.echo(
+            f"list {tapped.signed.doc.list.hex()} signed with key {tapped.signed.kid}: "
+            "tap the phone at the exit gate"
+        )
 
 
 @phone_group.command()

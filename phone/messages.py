@@ -61,3 +61,20 @@ def verdict_text(verdict: str) -> str:
 
 def reason_text(code: str) -> str:
     return REASONS.get(code, f"Reason {code}: ask a member of staff.")
+
+
+# Why the phone refused a kiosk's proposed list (gate/protocol/kiosk.py REFUSALS), as the phone shows it.
+KIOSK_REFUSALS = {
+    "no_hold": "This phone has no open hold. Ask for a hold in the app first.",
+    "hold_expired": "Your hold has expired. Ask for a new hold, then tap the kiosk again.",
+    "wrong_store": "The kiosk's list is for another store than your hold.",
+    "wrong_hold": "The kiosk's list was made for another hold. Tap the kiosk to start again.",
+    "wrong_currency": "The kiosk's list is in another currency than your hold.",
+    "over_hold": "The kiosk's list is over your hold. Remove something at the kiosk or ask for more.",
+    "changed": "The kiosk's list changed after the phone showed it. Decline the old one and tap again.",
+    "visit_over": "You already left the store with this hold. Ask for a new hold to shop again.",
+}
+
+
+def kiosk_refusal_text(code: str) -> str:
+    return KIOSK_REFUSALS.get(code, f"Refused ({code}): ask a member of staff.")

@@ -51,11 +51,13 @@ from gate.protocol.documents import (
     sign,
 )
 from gate.protocol.keys import SigningKey, TrustedKeys, check_public_key, key_id
+from gate.protocol.kiosk import ProposedList
 from gate.protocol.parties import new_id
 from phone.basket import Basket, Line
 from phone.card import ExitCard
 from phone.checks import HoldAsked, check_feed, check_notice, check_voucher
 from phone.errors import Refused, ScanError, StateError
+from phone.kiosk_card import KioskCard, OpenHold
 from phone.ps import PaymentSystemClient
 from phone.storage import KEY_FILE, StateDir
 
@@ -579,6 +581,54 @@ class Phone:
             why = f": {card.refused}" if card.refused else ""
             raise StateError(f"no exit receipt from a gate within {timeout_s:g} s{why}")
         return card.receipt.doc
+
+    # -- claims 2 and 4 at a kiosk: the kiosk proposes, the shopper confirms here -------------------------
+
+    def kiosk_card(self) -> KioskCard:
+        """The NFC service for a kiosk: shows it the open hold, and signs its list once the shopper confirms.
+
+        The signed list replaces the visit's basket and list, exactly as `confirm` would have made them, so
+        the next tap at the gate presents it.
+        """
+
+        def open_hold() -> OpenHold | None:
+            visit = self.visit()
+            return None if visit is None else OpenHold(visit.voucher, visit.left)
+
+        def keep(proposal: ProposedList, signed: Signed[ShoppingList]) -> None:
+            visit = self._shopping()
+            if visit.hold != proposal.hold:
+                raise StateError("the hold changed while the kiosk's list was on the screen")
+            basket = Basket(visit.basket.currency, tuple(self.kiosk_lines(proposal)))
+            self._save_basket(visit, basket)
+            if visit.receipt is not None:
+                self.state.remove(f"{visit.folder}/receipt.cbor")
+            self.state.write_bytes(f"{visit.folder}/list.cbor", signed.encode())
+
+        return KioskCard(self.key, open_hold, keep=keep, clock=self._clock)
+
+    def kiosk_lines(self, proposal: ProposedList) -> list[Line]:
+        """A kiosk's proposal as the phone shows it: names from the phone's own catalog, never the kiosk's
+        word (a code the phone does not know is shown as the code)."""
+        layouts = {layout.prefix: layout for layout in self.profile.gs1}
+        keys = {}
+        for entry in proposal.items:
+            try:
+                keys[entry.code] = resolve(entry.code, layouts).key
+            except BarcodeError:
+                keys[entry.code] = entry.code
+        try:
+            products = self.catalog().products(
+                set(keys.values()), now=self.now(), grace_s=0, currency=proposal.currency
+            )
+        except StateError:
+            products = {}
+        lines = []
+        for entry in proposal.items:
+            product = products.get(keys[entry.code])
+            name = product.name if product is not None else entry.code
+            lines.append(Line(entry.code, name, entry.qty, entry.unit_price, entry.grams))
+        return lines
 
     # -- claim 1 step 4: the deduction notice --------------------------------------------------------------
 

@@ -32,3 +32,19 @@ def test_the_nfc_instructions_are_documented() -> None:
     assert f"INS_CHALLENGE (`0x{INS_CHALLENGE:02X}`)" in DOC
     assert f"INS_RECEIPT (`0x{INS_RECEIPT:02X}`)" in DOC
     assert "nfc-transport.md" in DOC and "test-vectors.json" in DOC
+
+
+def test_the_kiosk_exchange_is_documented_command_by_command_and_field_by_field() -> None:
+    from gate.protocol import kiosk
+
+    section = DOC[DOC.index("## 12. The kiosk exchange") :]
+    for ins in (kiosk.INS_KIOSK_HOLD, kiosk.INS_KIOSK_PROPOSE, kiosk.INS_KIOSK_RESULT):
+        assert f"| `{ins:02X}` " in section
+    assert "`6A 88`" in section and kiosk.SW_NO_HOLD == 0x6A88
+    for code in kiosk.REFUSALS:
+        assert f"`{code}`" in section
+    for doc in (kiosk.KioskHello, kiosk.ProposedList, kiosk.KioskPoll, kiosk.KioskReply):
+        table = section[section.index(f"(`{doc.TYPE}`, ") :].split("\n\n")[1]
+        documented = set(re.findall(r"^\| `([a-z_]+)`", table, flags=re.M))
+        documented |= {"store", "currency"} if "`store`, `currency`" in table else set()
+        assert documented == set(doc.FIELDS), doc.TYPE

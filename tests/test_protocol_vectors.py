@@ -14,7 +14,7 @@ import nacl.signing
 import pytest
 
 from gate.errors import DecodeError, SignatureError
-from gate.protocol import documents, encoding, feed
+from gate.protocol import documents, encoding, feed, kiosk
 from gate.protocol.keys import key_id
 from gate.protocol.vectors import render
 
@@ -33,6 +33,10 @@ BY_TYPE = {
         documents.Charge,
         documents.DeductionNotice,
         feed.GateFeed,
+        kiosk.KioskHello,
+        kiosk.ProposedList,
+        kiosk.KioskPoll,
+        kiosk.KioskReply,
     )
 }
 KEYS = {k["name"]: k for k in DATA["keys"]}
@@ -89,6 +93,18 @@ def test_the_answer_binds_the_challenge_nonce_and_the_list_hash() -> None:
     answer = documents.ExitAnswer.decode(bytes.fromhex(by_type["exit-answer"]["body"]))
     assert answer.nonce == challenge.nonce and answer.gate == challenge.gate
     assert answer.list_hash.hex() == by_type["shopping-list"]["body_sha256"]
+
+
+def test_the_kiosk_poll_names_the_proposal_and_the_signed_list_has_its_lines() -> None:
+    by_name = {e["name"].split(" (")[0]: e for e in DATA["documents"]}
+    proposal_bytes = bytes.fromhex(by_name["proposed list"]["bytes"])
+    poll = kiosk.KioskPoll.decode(bytes.fromhex(by_name["kiosk poll"]["bytes"]))
+    assert poll.proposal == hashlib.sha256(proposal_bytes).digest()
+    reply = kiosk.KioskReply.decode(bytes.fromhex(by_name["kiosk reply: signed, with the list"]["bytes"]))
+    assert reply.list is not None
+    assert kiosk.ProposedList.decode(proposal_bytes).differs_from(reply.list.doc) is None
+    shopper = bytes.fromhex(KEYS["shopper"]["public_key"])
+    assert reply.list.verify_with(shopper) == reply.list.doc
 
 
 @pytest.mark.parametrize("entry", DATA["negative"], ids=lambda e: e["name"])

@@ -35,6 +35,7 @@ from gate.protocol.documents import (
 )
 from gate.protocol.feed import GateFeed, GateKey, PriceEntry
 from gate.protocol.keys import SigningKey
+from gate.protocol.kiosk import KioskHello, KioskPoll, KioskReply, ProposedList
 from gate.protocol.parties import answer_challenge, issue_voucher, item, sign_list
 
 L = 2**252 + 27742317777372353535851937790883648493  # order of the Ed25519 base point
@@ -46,7 +47,7 @@ SMALL_ORDER_KEYS = {
 }
 NON_CANONICAL_KEY = "ed" + "ff" * 30 + "7f"  # y = p: an out-of-range encoding
 
-STORE, GATE, CURRENCY = "store-0001", "gate-01", "EUR"
+STORE, GATE, KIOSK, CURRENCY = "store-0001", "gate-01", "kiosk-01", "EUR"
 T0 = 1_767_225_600  # 2026-01-01T00:00:00Z
 
 
@@ -256,6 +257,7 @@ def build() -> dict[str, Any]:
         _signed_entry(
             "feed (payment system -> gate and phone; the asker's nonce echoed)", "payment-system", feed
         ),
+        *_kiosk_entries(slist),
     ]
     return {
         "about": (
@@ -287,6 +289,42 @@ def build() -> dict[str, Any]:
         "documents": documents,
         "negative": _negatives(ps, shopper, voucher),
     }
+
+
+def _kiosk_entries(slist: Signed[ShoppingList]) -> list[dict[str, Any]]:
+    """The kiosk exchange (protocol.md section 12) around the same list: the kiosk proposes its lines."""
+    session = fixed_id("kiosk session")
+    hello = KioskHello(v=VERSION, kiosk=KIOSK, store=STORE, session=session, time=T0 + 600)
+    doc = slist.doc
+    proposal = ProposedList(
+        v=VERSION,
+        kiosk=KIOSK,
+        session=session,
+        hold=doc.hold,
+        store=doc.store,
+        currency=doc.currency,
+        items=doc.items,
+        total=doc.total,
+    )
+    poll = KioskPoll(v=VERSION, session=session, proposal=proposal.hash())
+    return [
+        _plain_entry(
+            "kiosk hello (kiosk -> phone, INS 0x30 data; the answer is the voucher envelope)", hello
+        ),
+        _plain_entry("proposed list (kiosk -> phone, INS 0x31 data)", proposal),
+        _plain_entry("kiosk reply: shown (phone -> kiosk, INS 0x31 response)", _reply(session, "shown")),
+        _plain_entry("kiosk poll (kiosk -> phone, INS 0x32 data; proposal = SHA-256 of its bytes)", poll),
+        _plain_entry("kiosk reply: waiting (INS 0x32 response)", _reply(session, "waiting")),
+        _plain_entry(
+            "kiosk reply: signed, with the list (INS 0x32 response)", _reply(session, "signed", slist)
+        ),
+        _plain_entry("kiosk reply: refused (INS 0x31 or 0x32 response)", _reply(session, "refused")),
+    ]
+
+
+def _reply(session: bytes, status: str, slist: Signed[ShoppingList] | None = None) -> KioskReply:
+    reason = "over_hold" if status == "refused" else None
+    return KioskReply(v=VERSION, session=session, status=status, reason=reason, list=slist)
 
 
 def _envelope(t: str, kid: str, body: bytes, sig: bytes) -> bytes:
