@@ -43,5 +43,9 @@ class KeyFileError(GateError, ValueError):
     """A key file is missing, unreadable, or does not hold a key."""
 
 
+class SetupError(GateError, RuntimeError):
+    """This machine lacks something the lane needs before it can start (a Python extra, a database)."""
+
+
 class LaneError(GateError, RuntimeError):
     """The lane cannot do what a technician or attendant asked now (nothing waiting, lane not in service)."""

@@ -14,6 +14,7 @@ from typing import Any
 
 from drivers.gate_io import GateIO
 from gate.config import LaneConfig
+from gate.errors import SetupError
 from gate.forwarder import Forwarder
 from gate.lane import Lane, LaneTimings, ReaderLike
 from gate.legality import GateIdentity, Policy
@@ -46,7 +47,15 @@ class LaneService:
 
 def pcsc_reader(config: LaneConfig) -> Any:
     """The real reader; pyscard is imported only here, so a machine without it can run the demo."""
-    from drivers.nfc_pcsc import PhoneReader
+    try:
+        from drivers.nfc_pcsc import PhoneReader
+    except ModuleNotFoundError as exc:
+        if exc.name != "smartcard":
+            raise
+        raise SetupError(
+            "pyscard is not installed, so the lane cannot talk to the NFC reader: install the nfc extra "
+            "(pip install '.[nfc]' in the checkout, or `make test` once, which builds it)"
+        ) from exc
 
     return PhoneReader(config.reader.name_pattern, exchange_timeout_ms=config.reader.exchange_timeout_ms)
 

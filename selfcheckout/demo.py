@@ -451,7 +451,17 @@ def run(
 def demo_command(serve: bool, vpcd: bool, state: Path | None) -> None:
     """The whole store on one machine: bank, payment system, one lane, scripted shoppers, a timeline."""
     if state is not None:
-        state.mkdir(parents=True, exist_ok=True)
+        # The script enrols its shoppers and gate afresh and balances its own charges: on a folder that
+        # holds a previous run, it would meet that run's phones and payments.
+        if state.exists() and any(state.iterdir()):
+            raise click.ClickException(
+                f"{state}: holds a previous demo run; the scripted demo starts from a new or empty folder "
+                "(remove it, or pass another --state)"
+            )
+        try:
+            state.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise click.ClickException(f"{state}: cannot make the state folder: {exc.strerror}") from exc
     os.environ.setdefault("NO_PROXY", "127.0.0.1,localhost")
     if not run(serve=serve, vpcd=vpcd, folder=state):
         raise click.ClickException("the summary does not balance")

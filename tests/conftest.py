@@ -2,6 +2,7 @@
 
 pytest_plugins = [
     "tests.fixtures.config",
+    "tests.fixtures.disks",
     "tests.fixtures.payments",
     "tests.fixtures.phone",
     "tests.fixtures.standins",

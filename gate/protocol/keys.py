@@ -107,16 +107,22 @@ class TrustedKeys:
 
 def write_secret_key(path: Path, key: SigningKey) -> None:
     """Write the 32-byte seed as hex, creating the file readable by its owner only."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(key.seed.hex() + "\n")
-    path.chmod(0o600)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(key.seed.hex() + "\n")
+        path.chmod(0o600)
+    except OSError as exc:
+        raise KeyFileError(f"{path}: cannot write secret key: {exc.strerror or exc}") from exc
 
 
 def write_public_key(path: Path, public_key: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(public_key.hex() + "\n")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(public_key.hex() + "\n")
+    except OSError as exc:
+        raise KeyFileError(f"{path}: cannot write public key: {exc.strerror or exc}") from exc
 
 
 def read_secret_key(path: Path) -> SigningKey:
