@@ -210,7 +210,12 @@ def example_with(**sections: dict[str, Any]) -> str:
 
     Keys are merged into the example's tables, so a misspelt override is still refused when loaded.
     """
-    data = tomllib.loads(EXAMPLE.read_text())
+    return overlay(EXAMPLE, **sections)
+
+
+def overlay(example: Path, **sections: dict[str, Any]) -> str:
+    """The TOML file `example` with `sections` merged into its tables, as TOML text."""
+    data = tomllib.loads(example.read_text())
     for name, values in sections.items():
         data.setdefault(name, {}).update(values)
     lines: list[str] = []
@@ -244,17 +249,21 @@ def load(path: str | os.PathLike[str], *, check_key_files: bool = True) -> LaneC
     `config check` and `gate run` share this one function, so neither accepts what the other refuses.
     """
     path = Path(path)
+    return from_dict(read_toml(path), source=path, check_key_files=check_key_files)
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    """A TOML file's table, or one ConfigError line saying why it cannot be read."""
     try:
         raw = path.read_bytes()
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read config: {exc.strerror or exc}") from exc
     try:
-        data = tomllib.loads(raw.decode("utf-8"))
+        return tomllib.loads(raw.decode("utf-8"))
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start})") from exc
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
-    return from_dict(data, source=path, check_key_files=check_key_files)
 
 
 def from_dict(
@@ -275,6 +284,24 @@ def from_dict(
         raise ConfigError.of(problems, source)
     assert config is not None
     return config
+
+
+# Other config files of the project (the payment system's, payments/config.py) declare their tables with
+# the same `spec` fields and are checked by the same rules, so every file reports mistakes alike.
+spec = _spec
+
+
+def build(cls: type, data: dict[str, Any], source: Path) -> Any:
+    """Validate a parsed table against a dataclass of `spec` fields; relative paths from source's folder."""
+    problems: list[str] = []
+    try:
+        built = _build(cls, data, "", source, source.parent, problems)
+    except _Incomplete:
+        built = None
+    if problems:
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise ConfigError(problems[0] + more, problems)
+    return built
 
 
 def _gpio_problems(gpio: GpioSection) -> list[tuple[str, Any, str]]:

@@ -21,7 +21,7 @@ from typing import Any
 from flask import Flask, Response, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from payments.errors import BadRequest, Forbidden, PaymentsError, Unauthorized
+from payments.errors import BadRequest, BankUnavailable, Forbidden, PaymentsError, Unauthorized
 from payments.ledger import reconcile
 from payments.service import PaymentsConfig, PaymentSystem, b64, unb64
 
@@ -78,7 +78,18 @@ def create_app(config: PaymentsConfig, *, system: PaymentSystem | None = None) -
 
     @app.get("/v1/health")
     def health():
-        return jsonify(status="ok", store=config.store_id, currency=config.currency)
+        # "degraded": phones can still fetch notices and gates can still send charges (they wait in the
+        # settlement queue), but no new hold can be placed beyond stored value until the bank answers.
+        if config.bank is None:
+            return jsonify(status="ok", store=config.store_id, currency=config.currency, bank=None)
+        try:
+            config.bank.check()
+        except BankUnavailable as exc:
+            bank = {"reachable": False, "reason": exc.message}
+        else:
+            bank = {"reachable": True}
+        status = "ok" if bank["reachable"] else "degraded"
+        return jsonify(status=status, store=config.store_id, currency=config.currency, bank=bank)
 
     @app.get("/v1/keys")
     def keys():

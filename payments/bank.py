@@ -55,6 +55,9 @@ class BankConnector(Protocol):
     def release(self, reference: str) -> int:
         """Release whatever is still held under reference (0 if nothing, or no such hold); return it."""
 
+    def check(self) -> None:
+        """Raise BankUnavailable when the bank cannot be reached now (GET /v1/health reports it)."""
+
     def close(self) -> None:
         """Free connections."""
 
@@ -84,6 +87,15 @@ class HttpBank:
     def release(self, reference: str) -> int:
         answer = self._call("POST", f"/holds/{reference}/release", {})
         return int(answer["released"])
+
+    def check(self) -> None:
+        # Any HTTP answer below 500 means the bank is there: an acquirer need not serve /health itself.
+        try:
+            response = self._session.get(self.base_url + "/health", timeout=min(self.timeout_s, 2.0))
+        except requests.RequestException as exc:
+            raise BankUnavailable(f"bank at {self.base_url} did not answer: {type(exc).__name__}") from exc
+        if response.status_code >= 500:
+            raise BankUnavailable(f"bank at {self.base_url} answered {response.status_code}")
 
     def close(self) -> None:
         self._session.close()

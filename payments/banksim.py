@@ -266,6 +266,10 @@ def create_bank_app(bank: BankSimulator | None = None) -> Flask:
         status, answer = bank.release(reference)
         return jsonify(answer), status
 
+    @app.get("/health")
+    def health():
+        return jsonify(status="ok", faults=bank.faults())
+
     @app.get("/admin/faults")
     def get_faults():
         return jsonify(bank.faults())

@@ -51,62 +51,69 @@ def keygen(key_path: Path, public_path: Path | None, force: bool) -> None:
     click.echo(f"key id {key.key_id}: secret {key_path}, public {public_path}")
 
 
+_CONFIG = click.option(
+    "--config",
+    "config_path",
+    required=True,
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="The payment system's config file (TOML; see config/payments.example.toml).",
+)
+
+
 @group.command()
-@_DB
-@click.option("--key", "key_path", required=True, type=click.Path(path_type=Path), help="PS secret key file.")
-@click.option("--bank-url", required=True, help="Base URL of the bank connector (simulated bank).")
-@click.option("--store", "store_id", required=True, help="This store's id, as the gates know it.")
-@click.option("--currency", required=True, help="ISO 4217 code, e.g. EUR.")
-@click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", default=8600, show_default=True, type=int)
-@click.option("--admin-token-file", type=click.Path(path_type=Path), help="File holding the admin token.")
-@click.option("--former-key", "former", multiple=True, type=click.Path(path_type=Path), help="Old PS key.")
-@click.option("--hold-ttl", default=4 * 3600, show_default=True, type=int, help="Voucher validity, seconds.")
-@click.option("--grace", default=3 * 86400, show_default=True, type=int, help="Seconds after expiry to wait.")
-@click.option("--sweep-interval", default=30.0, show_default=True, type=float, help="Seconds; 0 disables.")
-@click.option("--threads", default=8, show_default=True, type=int)
-def run(
-    database: Path,
-    key_path: Path,
-    bank_url: str,
-    store_id: str,
-    currency: str,
-    host: str,
-    port: int,
-    admin_token_file: Path | None,
-    former: tuple[Path, ...],
-    hold_ttl: int,
-    grace: int,
-    sweep_interval: float,
-    threads: int,
-) -> None:
-    """Serve the payment system's HTTP API with waitress."""
+@_CONFIG
+def init(config_path: Path) -> None:
+    """Make the signing key, the admin token and the database the config names; never overwrites."""
+    from payments import config as ps_config
+
+    cfg = ps_config.load(config_path)
+    for line in ps_config.init(cfg):
+        click.echo(line)
+    system = PaymentSystem(_settings(cfg, with_key=False))
+    system.close()
+    click.echo(f"database {cfg.store.database} for store {cfg.store.store_id} in {cfg.store.currency}")
+
+
+@group.command()
+@_CONFIG
+def run(config_path: Path) -> None:
+    """Serve the payment system's HTTP API with waitress, as the config says."""
+    from payments import config as ps_config
     from payments.app import create_app
     from payments.serving import serve
 
-    token = admin_token_file.read_text().strip() if admin_token_file else None
-    config = PaymentsConfig(
-        database=database,
-        store_id=store_id,
-        currency=currency,
-        key=read_secret_key(key_path),
-        bank=HttpBank(bank_url),
-        admin_token=token or None,
-        former_public_keys=tuple(read_public_key(p) for p in former),
-        hold_ttl_s=hold_ttl,
-        charge_grace_s=grace,
-    )
+    cfg = ps_config.load(config_path)
+    config = _settings(cfg, with_key=True)
     app = create_app(config)
     system: PaymentSystem = app.extensions["payments"]
     stop = threading.Event()
-    if sweep_interval > 0:
-        threading.Thread(target=_sweeper, args=(system, sweep_interval, stop), daemon=True).start()
-    click.echo(f"payment system for store {store_id} on http://{host}:{port} (key {config.key.key_id})")
+    if cfg.timings.sweep_interval_s > 0:
+        args = (system, cfg.timings.sweep_interval_s, stop)
+        threading.Thread(target=_sweeper, args=args, daemon=True).start()
+    host, port = cfg.listen.host, cfg.listen.port
+    banner = f"payment system for store {config.store_id} on http://{host}:{port} (key {config.key.key_id})"
     try:
-        serve(app, host, port, threads=threads)
+        serve(app, host, port, threads=cfg.listen.threads, banner=banner)
     finally:
         stop.set()
         system.close()
+
+
+def _settings(cfg: Any, *, with_key: bool) -> PaymentsConfig:
+    """What PaymentSystem needs, from the config file (the key and bank only for serving)."""
+    from payments import config as ps_config
+
+    return PaymentsConfig(
+        database=cfg.store.database,
+        store_id=cfg.store.store_id,
+        currency=cfg.store.currency,
+        key=read_secret_key(cfg.store.key_file) if with_key else None,
+        bank=HttpBank(cfg.bank.url, timeout_s=cfg.bank.timeout_s) if with_key else None,
+        admin_token=ps_config.read_admin_token(cfg) if with_key else None,
+        former_public_keys=tuple(read_public_key(p) for p in cfg.store.former_key_files),
+        hold_ttl_s=cfg.timings.hold_ttl_s,
+        charge_grace_s=cfg.timings.charge_grace_s,
+    )
 
 
 def _sweeper(system: PaymentSystem, interval: float, stop: threading.Event) -> None:
@@ -131,8 +138,7 @@ def bank(host: str, port: int, latency_ms: int, decline_rate: float, seed: int |
     from payments.serving import serve
 
     sim = BankSimulator(latency_ms=latency_ms, decline_rate=decline_rate, rng=random.Random(seed))
-    click.echo(f"simulated bank on http://{host}:{port}")
-    serve(create_bank_app(sim), host, port)
+    serve(create_bank_app(sim), host, port, banner=f"simulated bank on http://{host}:{port}")
 
 
 def _offline(database: Path) -> PaymentSystem:

@@ -9,11 +9,14 @@ crash) and frees the port.
 
 from __future__ import annotations
 
+import logging
 import threading
 from typing import Any
 
 import waitress
 from waitress import wasyncore
+
+from payments.errors import PaymentsError
 
 
 class ServerThread:
@@ -71,6 +74,16 @@ class ServerThread:
         self.close()
 
 
-def serve(app: Any, host: str, port: int, *, threads: int = 8) -> None:
-    """Serve app with waitress until interrupted (the `run` and `bank` commands)."""
-    waitress.serve(app, host=host, port=port, threads=threads, ident="selfcheckout")
+def serve(app: Any, host: str, port: int, *, threads: int = 8, banner: str = "") -> None:
+    """Serve app with waitress until interrupted (the `run` and `bank` commands); print banner once bound.
+
+    A port another process holds, or an address not on this machine, is one PaymentsError line naming them.
+    """
+    logging.basicConfig()  # waitress's own warnings (a full task queue) reach the journal
+    try:
+        server = waitress.create_server(app, host=host, port=port, threads=threads, ident="selfcheckout")
+    except OSError as exc:
+        raise PaymentsError(f"cannot listen on {host}:{port}: {exc.strerror or exc}", code="listen") from exc
+    if banner:
+        print(banner, flush=True)
+    server.run()

@@ -32,6 +32,7 @@ class _Root(click.Group):
 
 
 @click.group(cls=_Root, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="selfcheckout", message="selfcheckout %(version)s")
 def main() -> None:
     """Exit-lane controller for self-checkout: signed lists checked at the gate, charged later."""
 

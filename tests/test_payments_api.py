@@ -54,6 +54,7 @@ def test_health_keys_and_admin_auth(api: CheckedClient, payments_stack: LocalSta
         "status": "ok",
         "store": "store-0001",
         "currency": "EUR",
+        "bank": {"reachable": True},
     }
     keys = api.get("/v1/keys", admin=False).json()
     assert keys["current"] == payments_stack.key.key_id

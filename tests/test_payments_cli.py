@@ -23,9 +23,9 @@ from gate.protocol.keys import (
     read_public_key,
     read_secret_key,
     write_public_key,
-    write_secret_key,
 )
 from payments.cli import group
+from payments.config import example_with
 from payments.local import SimShopper
 from payments.service import PaymentsConfig, PaymentSystem
 from selfcheckout.cli import main
@@ -123,31 +123,34 @@ def _wait_for(url: str, process: subprocess.Popen[bytes], timeout_s: float = 15)
 
 
 def test_run_and_bank_serve_http(tmp_path: Path) -> None:
-    key = SigningKey.generate()
-    runner_env = {**os.environ}
-    (tmp_path / "token").write_text("s3cret-token\n")
-    write_secret_key(tmp_path / "ps.key", key)
     bank_port, ps_port = free_port(), free_port()
+    config = tmp_path / "payments.toml"
+    config.write_text(
+        example_with(
+            bank={"url": f"http://127.0.0.1:{bank_port}"},
+            listen={"port": ps_port},
+            timings={"sweep_interval_s": 0.2},
+        )
+    )
+    assert CliRunner().invoke(main, ["payments", "init", "--config", str(config)]).exit_code == 0
+    key = read_secret_key(tmp_path / "keys" / "ps.key")
+    token = (tmp_path / "keys" / "ps-admin.token").read_text().strip()
+    runner_env = {**os.environ}
     cli = [sys.executable, "-m", "selfcheckout", "payments"]
     log = (tmp_path / "servers.log").open("wb")
     bank = subprocess.Popen(
         [*cli, "bank", "--port", str(bank_port)], cwd=ROOT, stdout=log, stderr=log, env=runner_env
     )
     ps = subprocess.Popen(
-        [
-            *cli, "run", "--db", str(tmp_path / "ps.db"), "--key", str(tmp_path / "ps.key"),
-            "--bank-url", f"http://127.0.0.1:{bank_port}", "--store", "store-0001", "--currency", "EUR",
-            "--port", str(ps_port), "--admin-token-file", str(tmp_path / "token"), "--sweep-interval", "0.2",
-        ],
-        cwd=ROOT, stdout=log, stderr=log, env=runner_env,
-    )  # fmt: skip
+        [*cli, "run", "--config", str(config)], cwd=ROOT, stdout=log, stderr=log, env=runner_env
+    )
     try:
         _wait_for(f"http://127.0.0.1:{bank_port}/admin/faults", bank)
         _wait_for(f"http://127.0.0.1:{ps_port}/v1/health", ps)
         base = f"http://127.0.0.1:{ps_port}"
         shopper = SimShopper("alice")
         with requests.Session() as http:
-            http.headers["Authorization"] = "Bearer s3cret-token"
+            http.headers["Authorization"] = f"Bearer {token}"
             enrol = {"shopper": "alice", "public_key": shopper.key.public_key.hex(), "bank_account": "DE-1"}
             assert http.post(base + "/v1/shoppers", json=enrol, timeout=5).status_code == 201
             raw = shopper.hold_request("store-0001", "EUR", 1200, int(time.time()))

@@ -1,0 +1,156 @@
+"""The payment system's config file: one TOML file, like the lane's, checked before anything is opened.
+
+A store runs `selfcheckout payments run --config FILE` under systemd, so everything the server needs (store,
+currency, bank, keys, token, where to listen, where the database is) lives in a file a maintainer edits,
+never in the unit's command line. Mistakes are one line naming the file and the key (gate.config's rules).
+`selfcheckout payments init --config FILE` makes the key pair and the admin token the file names.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import stat
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from gate import config as rules
+from gate.errors import ConfigError
+from gate.protocol.keys import SigningKey, write_public_key, write_secret_key
+
+EXAMPLE = Path(__file__).resolve().parent.parent / "config" / "payments.example.toml"
+
+
+def _ident(v: str) -> bool:
+    return bool(re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}", v))
+
+
+def _currency(v: str) -> bool:
+    return bool(re.fullmatch(r"[A-Z]{3}", v))
+
+
+def _http_url(v: str) -> bool:
+    return bool(re.match(r"^https?://[^\s/]+", v))
+
+
+@dataclass(frozen=True, kw_only=True)
+class StoreSection:
+    store_id: str = rules.spec("an id of letters, digits, '.', '_' or '-'", check=_ident)
+    currency: str = rules.spec(
+        "an ISO 4217 code such as 'EUR'", check=lambda v: bool(re.fullmatch("[A-Z]{3}", v))
+    )
+    database: Path = rules.spec("a path to the payment system's SQLite database")
+    key_file: Path = rules.spec("a path to the payment system's Ed25519 secret key file")
+    former_key_files: list[Path] = rules.spec("a list of former public key files", default_factory=list)
+    admin_token_file: Path | None = rules.spec(
+        "a path to the back office's admin token, or absent", default=None
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class ListenSection:
+    host: str = rules.spec("an address to listen on", check=bool, default="127.0.0.1")
+    port: int = rules.spec("a TCP port 1-65535", check=lambda v: 1 <= v <= 65535, default=8600)
+    threads: int = rules.spec("a count > 0", check=lambda v: v > 0, default=8)
+
+
+@dataclass(frozen=True, kw_only=True)
+class BankSection:
+    url: str = rules.spec(
+        "an http:// or https:// URL", check=lambda v: bool(re.match(r"^https?://[^\s/]+", v))
+    )
+    timeout_s: float = rules.spec("seconds > 0", check=lambda v: v > 0, default=5.0)
+
+
+@dataclass(frozen=True, kw_only=True)
+class TimingsSection:
+    hold_ttl_s: int = rules.spec("seconds > 0", check=lambda v: v > 0, default=4 * 3600)
+    charge_grace_s: int = rules.spec("seconds >= 0", check=lambda v: v >= 0, default=3 * 86400)
+    sweep_interval_s: float = rules.spec(
+        "seconds >= 0 (0: no sweeping)", check=lambda v: v >= 0, default=30.0
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class PaymentsFile:
+    store: StoreSection = rules.spec()
+    listen: ListenSection = rules.spec(default_factory=ListenSection)
+    bank: BankSection = rules.spec()
+    timings: TimingsSection = rules.spec(default_factory=TimingsSection)
+    source: Path = field(default=Path("<memory>"), compare=False)
+
+
+def example_with(**sections: dict[str, Any]) -> str:
+    """The documented example with `sections` laid over it, as TOML text (tests, the bench)."""
+    return rules.overlay(EXAMPLE, **sections)
+
+
+def load(path: str | Path) -> PaymentsFile:
+    """Read and validate a payment-system config; relative paths are taken from the file's folder."""
+    path = Path(path)
+    config: PaymentsFile = rules.build(PaymentsFile, rules.read_toml(path), path)
+    return PaymentsFile(
+        store=config.store, listen=config.listen, bank=config.bank, timings=config.timings, source=path
+    )
+
+
+def read_admin_token(config: PaymentsFile) -> str | None:
+    """The admin token, None when the file names none; a missing or readable-by-others file is an error."""
+    path = config.store.admin_token_file
+    if path is None:
+        return None
+    try:
+        mode = path.stat().st_mode
+        token = path.read_text().strip()
+    except OSError as exc:
+        raise ConfigError(
+            f"{config.source}: key 'store.admin_token_file': cannot read {path} ({exc.strerror}); "
+            f"make it with `selfcheckout payments init --config {config.source}`"
+        ) from exc
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise ConfigError(
+            f"{config.source}: key 'store.admin_token_file': {path} is readable by others "
+            f"(mode {stat.S_IMODE(mode):04o}); chmod 600 {path}"
+        )
+    if len(token) < 16:
+        raise ConfigError(f"{config.source}: key 'store.admin_token_file': {path} holds under 16 characters")
+    return token
+
+
+def init(config: PaymentsFile) -> list[str]:
+    """Make the key pair and the admin token the config names, keeping any that exist; say what was done.
+
+    Never overwrites: every gate trusts the existing public key, and every back-office client holds the
+    existing token.
+    """
+    done: list[str] = []
+    key_file = config.store.key_file
+    public = key_file.with_suffix(".pub")
+    if key_file.exists():
+        done.append(f"kept {key_file}")
+    else:
+        key = SigningKey.generate()
+        write_secret_key(key_file, key)
+        write_public_key(public, key.public_key)
+        done.append(f"wrote {key_file} (secret, 0600) and {public}: key id {key.key_id}")
+    token_file = config.store.admin_token_file
+    if token_file is None:
+        done.append("no store.admin_token_file: the admin endpoints stay disabled")
+    elif token_file.exists():
+        done.append(f"kept {token_file}")
+    else:
+        write_secret(token_file, secrets.token_urlsafe(32))
+        done.append(f"wrote {token_file} (admin token, 0600)")
+    return done
+
+
+def write_secret(path: Path, text: str) -> None:
+    """A new file readable by its owner only, or a ConfigError naming it."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as f:
+            f.write(text + "\n")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot write: {exc.strerror}") from exc
