@@ -38,6 +38,7 @@ from gate.protocol.documents import VERSION, ExitPresentation, HoldVoucher, open
 from gate.protocol.keys import SigningKey, TrustedKeys, write_secret_key
 from gate.store import GateStore
 from payments.bank import HttpBank
+from payments.config import example_with
 from payments.local import SimShopper
 from payments.service import PaymentsConfig, PaymentSystem, b64, unb64
 
@@ -55,7 +56,9 @@ def run() -> Iterator[dict]:
         folder = Path(tmp)
         key = SigningKey.generate()
         write_secret_key(folder / "ps.key", key)
-        (folder / "token").write_text("bench-admin-token\n")
+        token = folder / "token"
+        token.write_text("bench-admin-token-0123456789\n")
+        token.chmod(0o600)
         bank_port, ps_port = _free_port(), _free_port()
         bank_url, ps_url = f"http://127.0.0.1:{bank_port}", f"http://127.0.0.1:{ps_port}"
         log = (folder / "servers.log").open("wb")
@@ -64,21 +67,19 @@ def run() -> Iterator[dict]:
         try:
             gate_key = SigningKey.generate()
             setup_s, hold_shopper = _queue_charges(folder, key, bank_url, gate_key)
-            processes.append(
-                _start(
-                    [
-                        *cli, "run", "--db", str(folder / "ps.db"), "--key", str(folder / "ps.key"),
-                        "--bank-url", bank_url, "--store", STORE, "--currency", CURRENCY,
-                        "--port", str(ps_port), "--admin-token-file", str(folder / "token"),
-                        "--sweep-interval", "0", "--hold-ttl", "86400",
-                    ],
-                    ps_url + "/v1/health",
-                    log,
+            config = folder / "payments.toml"
+            config.write_text(
+                example_with(
+                    store={"database": "ps.db", "key_file": "ps.key", "admin_token_file": "token"},
+                    listen={"port": ps_port},
+                    bank={"url": bank_url},
+                    timings={"sweep_interval_s": 0, "hold_ttl_s": 86400},
                 )
-            )  # fmt: skip
+            )
+            processes.append(_start([*cli, "run", "--config", str(config)], ps_url + "/v1/health", log))
             with requests.Session() as http:
                 http.trust_env = False
-                http.headers["Authorization"] = "Bearer bench-admin-token"
+                http.headers["Authorization"] = "Bearer bench-admin-token-0123456789"
                 yield from _holds(http, ps_url, hold_shopper)
                 yield from _drain(http, folder, key, ps_url, bank_url, setup_s)
         finally:
