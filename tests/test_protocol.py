@@ -29,7 +29,7 @@ from gate.protocol.keys import (
     write_public_key,
     write_secret_key,
 )
-from gate.protocol.vectors import NON_CANONICAL_KEY, SMALL_ORDER_KEYS
+from gate.protocol.negative_vectors import NON_CANONICAL_KEY, SMALL_ORDER_KEYS
 from tests.fixtures.store import Shop
 
 L = 2**252 + 27742317777372353535851937790883648493

@@ -14,8 +14,11 @@ import nacl.signing
 import pytest
 
 from gate.errors import DecodeError, SignatureError
+from gate.legality.reasons import RULES
+from gate.legality.vectors import run_case
 from gate.protocol import documents, encoding, feed, kiosk
 from gate.protocol.keys import key_id
+from gate.protocol.negative_vectors import FAMILIES
 from gate.protocol.vectors import render
 
 VECTORS = Path(__file__).resolve().parents[1] / "docs" / "test-vectors.json"
@@ -107,29 +110,82 @@ def test_the_kiosk_poll_names_the_proposal_and_the_signed_list_has_its_lines() -
     assert reply.list.verify_with(shopper) == reply.list.doc
 
 
-@pytest.mark.parametrize("entry", DATA["negative"], ids=lambda e: e["name"])
+@pytest.mark.parametrize("entry", DATA["negative"], ids=lambda e: f"{e['type']}: {e['name']}")
 def test_negative_vectors_are_refused(entry: dict) -> None:
-    envelope = bytes.fromhex(entry["envelope"])
     cls = BY_TYPE[entry["type"]]
-    ps = bytes.fromhex(KEYS["payment-system"]["public_key"])
+    if "bytes" in entry:  # a plain document
+        with pytest.raises(DecodeError):
+            cls.decode(bytes.fromhex(entry["bytes"]))
+        return
+    envelope = bytes.fromhex(entry["envelope"])
+    assert encoding.decode(envelope)  # the envelope itself is canonical CBOR: the fault is inside
     if entry["expect"] == "decode_error":
         with pytest.raises(DecodeError):
             documents.open_signed(envelope, cls)
-    else:
-        signed = documents.open_signed(envelope, cls)
-        with pytest.raises(SignatureError):
-            signed.verify_with(ps)
-        # libsodium on its own refuses it too.
+        return
+    key = bytes.fromhex(KEYS[entry["verify_with"]]["public_key"])
+    signed = documents.open_signed(envelope, cls)
+    with pytest.raises(SignatureError):
+        signed.verify_with(key)
+    # libsodium on its own refuses it too (a key id that names another key is caught before it).
+    if signed.kid == key_id(key):
         with pytest.raises(nacl.exceptions.BadSignatureError):
-            nacl.signing.VerifyKey(ps).verify(
+            nacl.signing.VerifyKey(key).verify(
                 documents.signing_input(signed.type, signed.kid, signed.body), signed.sig
             )
 
 
-def test_negative_vectors_cover_each_kind_of_fault() -> None:
+def test_negative_vectors_cover_every_document_type_and_every_family() -> None:
+    assert {e["type"] for e in DATA["negative"]} == set(BY_TYPE)
+    assert {e["family"] for e in DATA["negative"]} == set(FAMILIES)
     names = " ".join(e["name"] for e in DATA["negative"])
     for fault in ("non-minimal", "out of order", "duplicate", "indefinite", "trailing", "float", "tag"):
         assert fault in names
-    for fault in ("unknown field", "missing field", "wrong type", "small order", "S + L"):
+    for fault in ("unknown field", "missing field", "wrong type", "small order", "S + L", "level 9"):
         assert fault in names
-    assert encoding.decode(bytes.fromhex(DATA["negative"][0]["envelope"]))  # the envelopes themselves decode
+    signed = {e["type"] for e in DATA["documents"] if "envelope" in e}
+    assert {e["type"] for e in DATA["negative"] if e["expect"] == "signature_error"} == signed
+
+
+@pytest.mark.parametrize("entry", DATA["encoding"], ids=lambda e: e["name"])
+def test_encoding_edges(entry: dict) -> None:
+    raw = bytes.fromhex(entry["cbor"])
+    if entry["expect"] == "ok":
+        assert encoding.encode(encoding.decode(raw)) == raw
+    else:
+        with pytest.raises(DecodeError):
+            encoding.decode(raw)
+
+
+def test_the_document_size_limit_is_the_transports() -> None:
+    """65,535 bytes decode (the most one NFC exchange carries), 65,536 do not."""
+    at_limit = b"\x59" + (65_535 - 3).to_bytes(2, "big") + bytes(65_535 - 3)
+    assert len(at_limit) == 65_535 and encoding.decode(at_limit) == bytes(65_532)
+    with pytest.raises(DecodeError, match="over the limit of 65535"):
+        encoding.decode(b"\x59" + (65_536 - 3).to_bytes(2, "big") + bytes(65_536 - 3))
+
+
+@pytest.mark.parametrize("case", DATA["legality"]["cases"], ids=lambda c: c["name"])
+def test_legality_cases_are_what_the_reference_check_decides(case: dict) -> None:
+    assert run_case(case, DATA) == (case["expect"]["verdict"], case["expect"]["reasons"])
+
+
+def test_every_reason_code_is_the_outcome_of_a_legality_case() -> None:
+    seen = {code for case in DATA["legality"]["cases"] for code in case["expect"]["reasons"]}
+    assert seen == {rule.code for rule in RULES}
+
+
+def test_the_receipts_have_the_documented_shapes() -> None:
+    docs = [
+        documents.open_signed(bytes.fromhex(e["envelope"]), documents.ExitReceipt) for e in DATA["receipts"]
+    ]
+    gate = bytes.fromhex(KEYS["gate"]["public_key"])
+    shapes = [(d.verify_with(gate).verdict, d.doc.reasons) for d in docs]
+    assert shapes == [
+        ("pass", ()),
+        ("pass", ("list_used",)),
+        ("deny", ("list_used",)),
+        ("deny", ("malformed",)),
+    ]
+    unreadable = docs[-1].doc
+    assert (unreadable.list, unreadable.total, unreadable.currency) == (bytes(16), 0, "EUR")

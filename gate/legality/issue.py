@@ -59,11 +59,16 @@ def build_charge(decision: Decision, gate_key: SigningKey) -> Signed[Charge]:
 
 
 def build_receipt(
-    decision: Decision, gate_key: SigningKey, *, verdict: str | None = None
+    decision: Decision,
+    gate_key: SigningKey,
+    *,
+    verdict: str | None = None,
+    reasons: tuple[str, ...] | None = None,
 ) -> Signed[ExitReceipt]:
     """The signed exit receipt for the phone: verdict and every reason code (claim 1, step 3).
 
-    `verdict` overrides the decision's, e.g. "pass" after an attendant approved, or "emergency".
+    `verdict` overrides the decision's, e.g. "pass" after an attendant approved, or "emergency"; `reasons`
+    too, for a repeat tap answered `pass` with exactly `list_used` (docs/protocol.md, "Repeat taps").
     """
     verdict = verdict or decision.verdict
     if verdict not in VERDICTS:
@@ -75,7 +80,7 @@ def build_receipt(
         list=decision.list_id or NO_LIST,
         nonce=decision.challenge.nonce,
         verdict=verdict,
-        reasons=decision.codes,
+        reasons=decision.codes if reasons is None else reasons,
         total=decision.total,
         currency=decision.currency,
         at=int(decision.decided_at),

@@ -28,7 +28,7 @@ MAX_LIST_ITEMS = 1000  # hard limit of the format; the store's policy sets a low
 
 _ID_TEXT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 _CURRENCY = re.compile(r"[A-Z]{3}")
-_CODE = re.compile(r"[0-9]{6,14}")
+_CODE = re.compile(r"[0-9]{8}|[0-9]{12,14}")  # EAN-8, UPC-A, EAN-13, GTIN-14 (docs/protocol.md section 6)
 _REASON = re.compile(r"[a-z][a-z0-9_]{0,39}")
 
 Validator = Callable[[Any, str], Any]
@@ -233,9 +233,15 @@ def sign(doc: D, key: SigningKey) -> Signed[D]:
 
 
 def envelope(doc_class: type[D]) -> Validator:
-    """A validator for a nested signed envelope holding a doc_class body."""
+    """A validator for a nested signed envelope holding a doc_class body.
+
+    Inside a document an envelope is a CBOR map, never a byte string holding one: a second spelling of the
+    same content would give one presentation or charge two encodings (docs/protocol.md section 3).
+    """
 
     def check(value: Any, where: str) -> Signed[D]:
+        if type(value) is not dict:
+            raise DecodeError(f"{where}: expected a signed envelope map, got {type(value).__name__}")
         return open_signed(value, doc_class, where)
 
     return check
@@ -320,7 +326,7 @@ class Item(Document):
 
     TYPE = "item"
     FIELDS = {
-        "code": _text(_CODE, "a barcode of 6-14 digits"),
+        "code": _text(_CODE, "a barcode of 8, 12, 13 or 14 digits"),
         "qty": _uint(10_000, 1),
         "grams": _uint(10**6, 1),
         "unit_price": AMOUNT,

@@ -14,15 +14,20 @@ import cbor2
 
 from gate.errors import DecodeError
 
-MAX_DOCUMENT_BYTES = 64 * 1024
+# 65,535 bytes: the most the NFC transport carries in one command or answer (docs/nfc-transport.md), so
+# every document fits one exchange and both limits are one number.
+MAX_DOCUMENT_BYTES = 65_535
+# Levels of nesting: the document item is level 1, an item inside an array or map one level deeper than its
+# container. A signed body inside an envelope's `b` is a byte string (one item); it is decoded on its own and
+# counts its levels from 1 again.
 MAX_DEPTH = 8
 _INT_MIN, _INT_MAX = -(2**63), 2**63 - 1
 
 
 def encode(value: Any) -> bytes:
     """Deterministic CBOR of ints, text, bytes, lists and text-keyed maps."""
-    if not _types_ok(value, 0, False):
-        _check_types(value, 0, "value")  # raises, naming where
+    if not _types_ok(value, 1, False):
+        _check_types(value, 1, "value")  # raises, naming where
         raise DecodeError("value: holds a subclass of int, str, bytes, list or dict")
     return cbor2.dumps(value, canonical=True)
 
@@ -43,9 +48,9 @@ def decode(data: bytes, *, max_bytes: int = MAX_DOCUMENT_BYTES) -> Any:
     # cbor2 writes every integer and length in its shortest form, definite lengths only, and keeps a decoded
     # map's order: so the input is canonical iff writing it back gives the same bytes and every map's keys
     # are in deterministic order (checked by _types_ok along with the types). Cheaper than canonical=True.
-    if not _types_ok(value, 0, True):
-        if not _types_ok(value, 0, False):
-            _check_types(value, 0, "value")  # raises, naming where
+    if not _types_ok(value, 1, True):
+        if not _types_ok(value, 1, False):
+            _check_types(value, 1, "value")  # raises, naming where
         raise _not_canonical(value, data, "map keys out of order")
     if cbor2.dumps(value) != data:
         raise _not_canonical(
@@ -98,7 +103,7 @@ def _types_ok(value: Any, depth: int, ordered: bool) -> bool:
 
 def _check_types(value: Any, depth: int, where: str) -> None:
     if depth > MAX_DEPTH:
-        raise DecodeError(f"{where}: nested deeper than {MAX_DEPTH}")
+        raise DecodeError(f"{where}: nested deeper than {MAX_DEPTH} levels")
     if isinstance(value, bool) or value is None:
         raise DecodeError(f"{where}: {value!r} is not a protocol value (no booleans or null)")
     if isinstance(value, int):

@@ -43,7 +43,14 @@ VERSION_MAX = 2**62
 
 CATEGORY = _text(re.compile(r"[a-z0-9][a-z0-9-]{0,39}"), "a category of lower-case letters, digits, '-'")
 UNIT = _text(re.compile(r"[a-z]{1,8}"), "a unit such as 'each' or 'kg'")
-PRODUCT_NAME = _text(re.compile(r"[^\x00-\x1f\x7f]{1,80}"), "a product name of 1-80 printable characters")
+# 1-80 code points, none of them a control character (C0, DEL, C1) or an invisible format or separator
+# character that could reorder or hide what the shopper reads (bidi marks, embeddings, overrides and
+# isolates, zero-width characters, line and paragraph separators, the byte order mark). An explicit set,
+# not a Unicode category, so that every platform's Unicode version gives the same verdict.
+NAME_REFUSED = (
+    "\x00-\x1f\x7f-\x9f\u061c\u200b-\u200f\u2028-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb"
+)
+PRODUCT_NAME = _text(re.compile(f"[^{NAME_REFUSED}]{{1,80}}"), "a product name of 1-80 printable characters")
 PRODUCT_CODE = _text(re.compile(r"[0-9]{1,14}"), "a product code of 1-14 digits")
 
 

@@ -16,6 +16,8 @@ import sys
 from typing import Any
 
 from gate.barcodes import variable_code
+from gate.legality import vectors as legality
+from gate.legality.vectors import LAYOUTS, PRICE, WEIGHT
 from gate.protocol import encoding
 from gate.protocol.documents import (
     SIGNING_CONTEXT,
@@ -23,6 +25,7 @@ from gate.protocol.documents import (
     Charge,
     DeductionNotice,
     Document,
+    ExitAnswer,
     ExitChallenge,
     ExitPresentation,
     ExitReceipt,
@@ -36,28 +39,11 @@ from gate.protocol.documents import (
 from gate.protocol.feed import GateFeed, GateKey, PriceEntry
 from gate.protocol.keys import SigningKey
 from gate.protocol.kiosk import KioskHello, KioskPoll, KioskReply, ProposedList
+from gate.protocol.negative_vectors import Parties, encoding_edges, negatives
 from gate.protocol.parties import answer_challenge, issue_voucher, item, sign_list
-
-L = 2**252 + 27742317777372353535851937790883648493  # order of the Ed25519 base point
-SMALL_ORDER_KEYS = {
-    "identity (order 1)": "01" + "00" * 31,
-    "order 2": "ec" + "ff" * 30 + "7f",
-    "order 4": "00" * 32,
-    "order 8": "c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a",
-}
-NON_CANONICAL_KEY = "ed" + "ff" * 30 + "7f"  # y = p: an out-of-range encoding
 
 STORE, GATE, KIOSK, CURRENCY = "store-0001", "gate-01", "kiosk-01", "EUR"
 T0 = 1_767_225_600  # 2026-01-01T00:00:00Z
-
-
-class _Layout:
-    def __init__(self, prefix: str, kind: str) -> None:
-        self.prefix, self.kind = prefix, kind
-        self.item_digits, self.value_digits, self.value_check_digit = 5, 5, False
-
-
-WEIGHT, PRICE = _Layout("21", "weight"), _Layout("22", "price")
 
 
 def seed(name: str) -> bytes:
@@ -112,9 +98,10 @@ def build() -> dict[str, Any]:
     ps = SigningKey.from_seed(seed("payment-system"))
     shopper = SigningKey.from_seed(seed("shopper"))
     gate = SigningKey.from_seed(seed("gate"))
+    mallory = SigningKey.from_seed(seed("mallory"))
     keys = [
         {"name": name, "seed": k.seed.hex(), "public_key": k.public_key.hex(), "key_id": k.key_id}
-        for name, k in (("payment-system", ps), ("shopper", shopper), ("gate", gate))
+        for name, k in (("payment-system", ps), ("shopper", shopper), ("gate", gate), ("mallory", mallory))
     ]
     hold = fixed_id("hold")
     request = sign(
@@ -270,24 +257,44 @@ def build() -> dict[str, Any]:
         "version": VERSION,
         "signing_context": SIGNING_CONTEXT,
         "keys": keys,
-        "gs1_layouts": [
-            {
-                "prefix": "21",
-                "kind": "weight",
-                "item_digits": 5,
-                "value_digits": 5,
-                "value_check_digit": False,
-            },
-            {
-                "prefix": "22",
-                "kind": "price",
-                "item_digits": 5,
-                "value_digits": 5,
-                "value_check_digit": False,
-            },
-        ],
+        "gs1_layouts": [layout.to_json() for layout in LAYOUTS],
         "documents": documents,
-        "negative": _negatives(ps, shopper, voucher),
+        "receipts": [
+            _signed_entry(name, "gate", receipt)
+            for name, receipt in zip(
+                (
+                    "pass",
+                    "repeat tap within its bound: pass, exactly [list_used], no new charge",
+                    "repeat tap after its bound (or after the shopper walked through): deny, list_used",
+                    "unreadable presentation: list 00...00, total 0, the lane's currency",
+                ),
+                legality.receipts(gate, ps, shopper, mallory),
+                strict=True,
+            )
+        ],
+        "encoding": encoding_edges(),
+        "negative": negatives(
+            Parties(ps=ps, shopper=shopper, gate=gate),
+            {
+                HoldRequest.TYPE: request,
+                HoldVoucher.TYPE: voucher,
+                ShoppingList.TYPE: slist,
+                ExitChallenge.TYPE: challenge,
+                ExitAnswer.TYPE: answer,
+                ExitPresentation.TYPE: presentation,
+                ExitReceipt.TYPE: receipt,
+                Charge.TYPE: charge,
+                DeductionNotice.TYPE: notice,
+                GateFeed.TYPE: feed,
+            },
+            {
+                entry["type"]: bytes.fromhex(entry["bytes"])
+                for entry in documents
+                if entry["type"].startswith("kiosk-") or entry["type"] == "proposed-list"
+                if not entry["name"].startswith("kiosk reply:") or "signed" in entry["name"]
+            },
+        ),
+        "legality": legality.section(ps, shopper, mallory, gate),
     }
 
 
@@ -325,119 +332,6 @@ def _kiosk_entries(slist: Signed[ShoppingList]) -> list[dict[str, Any]]:
 def _reply(session: bytes, status: str, slist: Signed[ShoppingList] | None = None) -> KioskReply:
     reason = "over_hold" if status == "refused" else None
     return KioskReply(v=VERSION, session=session, status=status, reason=reason, list=slist)
-
-
-def _envelope(t: str, kid: str, body: bytes, sig: bytes) -> bytes:
-    return encoding.encode({"b": body, "k": kid, "s": sig, "t": t})
-
-
-def _resign(key: SigningKey, t: str, body: bytes) -> bytes:
-    return _envelope(t, key.key_id, body, key.sign(signing_input(t, key.key_id, body)))
-
-
-def _negatives(ps: SigningKey, shopper: SigningKey, voucher: Signed[HoldVoucher]) -> list[dict[str, Any]]:
-    """Envelopes (all signed by the key they name unless said otherwise) that must be refused."""
-    t = HoldVoucher.TYPE
-    fields = encoding.decode(voucher.body)
-    body = voucher.body
-    out: list[dict[str, Any]] = []
-
-    def decode_error(name: str, raw_body: bytes) -> None:
-        out.append(
-            {"name": name, "type": t, "expect": "decode_error", "envelope": _resign(ps, t, raw_body).hex()}
-        )
-
-    # Not canonical CBOR (the body bytes differ from the deterministic encoding of what they say).
-    v_at = body.index(b"\x61v\x01")
-    decode_error("non-minimal integer (v as 0x18 0x01)", body[:v_at] + b"\x61v\x18\x01" + body[v_at + 3 :])
-    items = list(fields.items())
-    swapped = dict([items[1], items[0], *items[2:]])
-    decode_error("map keys out of order", b"\xab" + _pairs(swapped))
-    decode_error(
-        "duplicate map key", bytes([0xAC]) + _pairs(fields) + encoding.encode("v") + encoding.encode(1)
-    )
-    decode_error("indefinite-length map", b"\xbf" + _pairs(fields) + b"\xff")
-    decode_error("trailing byte after the document", body + b"\x00")
-    # Not the protocol's value types.
-    decode_error("float value (amount 5000.0)", _replace(fields, "amount", b"\xf9\x6c\xe2"))
-    decode_error(
-        "tagged value (tag 1 on issued)", _replace(fields, "issued", b"\xc1" + encoding.encode(T0 + 5))
-    )
-    decode_error("boolean value", _replace(fields, "v", b"\xf5"))
-    # Not the document's shape.
-    decode_error("unknown field", encoding.encode({**fields, "extra": 0}))
-    decode_error(
-        "missing field (expires)", encoding.encode({k: v for k, v in fields.items() if k != "expires"})
-    )
-    decode_error("wrong type (amount as text)", encoding.encode({**fields, "amount": "5000"}))
-    decode_error("unsupported version 2", encoding.encode({**fields, "v": 2}))
-    decode_error(
-        "amount is not stored_value + bank", encoding.encode({**fields, "amount": fields["amount"] + 1})
-    )
-    decode_error("hold id of 15 bytes", encoding.encode({**fields, "hold": fields["hold"][:15]}))
-    for name, key in SMALL_ORDER_KEYS.items():
-        decode_error(
-            f"shopper key of small order: {name}",
-            encoding.encode({**fields, "shopper_key": bytes.fromhex(key)}),
-        )
-    decode_error(
-        "shopper key not canonically encoded (y = p)",
-        encoding.encode({**fields, "shopper_key": bytes.fromhex(NON_CANONICAL_KEY)}),
-    )
-    env = encoding.decode(voucher.encode())
-    out.append(
-        {
-            "name": "envelope with an extra key",
-            "type": t,
-            "expect": "decode_error",
-            "envelope": encoding.encode({**env, "x": 0}).hex(),
-        }
-    )
-    out.append(
-        {
-            "name": "envelope of another document type",
-            "type": t,
-            "expect": "decode_error",
-            "envelope": encoding.encode({**env, "t": ShoppingList.TYPE}).hex(),
-        }
-    )
-
-    # Decodes, but the signature must not verify with the payment system's key.
-    def bad_signature(name: str, envelope: bytes) -> None:
-        out.append({"name": name, "type": t, "expect": "signature_error", "envelope": envelope.hex()})
-
-    sig = voucher.sig
-    s = int.from_bytes(sig[32:], "little") + L
-    bad_signature(
-        "non-canonical signature (S + L)",
-        _envelope(t, voucher.kid, body, sig[:32] + s.to_bytes(32, "little")),
-    )
-    bad_signature(
-        "one signature bit flipped", _envelope(t, voucher.kid, body, sig[:-1] + bytes([sig[-1] ^ 1]))
-    )
-    changed = encoding.encode({**fields, "bank": fields["bank"] + 1000, "amount": fields["amount"] + 1000})
-    bad_signature("amount raised, signature kept", _envelope(t, voucher.kid, changed, sig))
-    bad_signature(
-        "signed by the shopper key under the payment system's key id",
-        _envelope(t, voucher.kid, body, shopper.sign(signing_input(t, voucher.kid, body))),
-    )
-    bad_signature(
-        "signature over the body alone, not the signing input",
-        _envelope(t, voucher.kid, body, ps.sign(body)),
-    )
-    return out
-
-
-def _pairs(fields: dict[str, Any]) -> bytes:
-    return b"".join(encoding.encode(k) + encoding.encode(v) for k, v in fields.items())
-
-
-def _replace(fields: dict[str, Any], name: str, raw_value: bytes) -> bytes:
-    """The canonical map with one value swapped for raw bytes that no canonical encoder would write."""
-    out = bytes([0xA0 + len(fields)])
-    for k, v in fields.items():
-        out += encoding.encode(k) + (raw_value if k == name else encoding.encode(v))
-    return out
 
 
 def render() -> str:
