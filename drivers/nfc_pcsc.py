@@ -55,6 +55,22 @@ def _pcsc_error(call: str, hresult: int) -> PcscError:
     return PcscError(call, hresult, scard.SCardGetErrorMessage(hresult))
 
 
+def list_readers() -> list[str]:
+    """The names of the PC/SC readers pcscd sees now (PcscError when the service cannot be reached)."""
+    hresult, context = scard.SCardEstablishContext(scard.SCARD_SCOPE_USER)
+    if hresult != scard.SCARD_S_SUCCESS:
+        raise _pcsc_error("SCardEstablishContext", hresult)
+    try:
+        hresult, readers = scard.SCardListReaders(context, [])
+        if hresult == scard.SCARD_E_NO_READERS_AVAILABLE:
+            return []
+        if hresult != scard.SCARD_S_SUCCESS:
+            raise _pcsc_error("SCardListReaders", hresult)
+        return list(readers or [])
+    finally:
+        scard.SCardReleaseContext(context)
+
+
 def _ms(seconds: float) -> int:
     return max(0, int(seconds * 1000))
 

@@ -136,6 +136,39 @@ def gate_keygen(path: Path, force: bool) -> None:
     click.echo(f"wrote {path} (secret, 0600) and {pub}: key id {key.key_id}")
 
 
+@click.command("doctor")
+@click.option("--config", "config_path", required=True, type=click.Path(path_type=Path), help="Lane config.")
+@click.option("--mock-gpio", is_flag=True, help="Check against gpiozero's MockFactory (bench, tests).")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object a check.")
+def doctor_command(config_path: Path, mock_gpio: bool, as_json: bool) -> None:
+    """Check everything `gate run` needs: config and keys, reader, scanner, GPIO, database, disk, clock,
+    the payment system (this gate still enrolled) and the feed's age. Exit status 1 on any problem."""
+    import dataclasses
+    import json
+
+    from gate.doctor import Probes, doctor
+
+    probes = Probes()
+    if mock_gpio:
+        from gpiozero.pins.mock import MockFactory
+
+        probes.pin_factory = MockFactory()
+    checks = doctor(config_path, probes)
+    width = max(len(c.name) for c in checks)
+    for c in checks:
+        if as_json:
+            click.echo(json.dumps(dataclasses.asdict(c), sort_keys=True))
+            continue
+        click.echo(f"{c.name:<{width}}  {'ok' if c.ok else 'PROBLEM':<7}  {c.sentence}")
+        for line in c.detail.splitlines():
+            click.echo(f"{'':<{width}}  {'':<7}    {line}")
+    problems = sum(not c.ok for c in checks)
+    if problems:
+        if not as_json:
+            click.echo(f"{problems} problem(s): `gate run` would not run as it should.", err=True)
+        sys.exit(1)
+
+
 def _add_lane_commands() -> None:
     from gate.lane_cli import events_command, run_command
 

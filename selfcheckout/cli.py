@@ -13,6 +13,7 @@ import click
 
 from drivers.errors import DriverError
 from gate.cli import config as config_group
+from gate.cli import doctor_command
 from gate.cli import gate as gate_group
 from gate.errors import GateError
 from payments.cli import group as payments_group
@@ -42,6 +43,7 @@ main.add_command(gate_group, "gate")
 main.add_command(payments_group, "payments")
 main.add_command(phone_group, "phone")
 main.add_command(demo_command)
+main.add_command(doctor_command)
 
 if __name__ == "__main__":
     sys.exit(main())
