@@ -39,8 +39,10 @@ from gate.protocol.keys import SigningKey, TrustedKeys, write_secret_key
 from gate.store import GateStore
 from payments.bank import HttpBank
 from payments.config import example_with
+from payments.context import PaymentsConfig
 from payments.local import SimShopper
-from payments.service import PaymentsConfig, PaymentSystem, b64, unb64
+from payments.system import PaymentSystem
+from payments.wire import b64, unb64
 
 CHARGES = int(os.environ.get("BENCH_PAYMENTS_CHARGES", "10000"))
 HOLD_SAMPLES = 1000

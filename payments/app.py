@@ -21,9 +21,10 @@ from typing import Any
 from flask import Flask, Response, jsonify, request
 from werkzeug.exceptions import HTTPException
 
+from payments.context import PaymentsConfig
 from payments.errors import BadRequest, BankUnavailable, Forbidden, PaymentsError, Unauthorized
-from payments.ledger import reconcile
-from payments.service import PaymentsConfig, PaymentSystem, b64, unb64
+from payments.system import PaymentSystem
+from payments.wire import b64, unb64
 
 MAX_BODY_BYTES = 256 * 1024
 log = logging.getLogger(__name__)
@@ -190,7 +191,7 @@ def create_app(config: PaymentsConfig, *, system: PaymentSystem | None = None) -
     @app.get("/v1/reconciliation")
     @admin
     def get_reconciliation():
-        return jsonify(reconcile(system.store))
+        return jsonify(system.reconcile())
 
     @app.post("/v1/sweep")
     @admin

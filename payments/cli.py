@@ -21,10 +21,10 @@ from gate.protocol.keys import (
     write_secret_key,
 )
 from payments.bank import HttpBank
+from payments.context import PaymentsConfig
 from payments.db import open_database, read_settings
 from payments.errors import PaymentsError
-from payments.ledger import reconcile
-from payments.service import PaymentsConfig, PaymentSystem
+from payments.system import PaymentSystem
 
 _DB = click.option(
     "--db", "database", required=True, type=click.Path(dir_okay=False, path_type=Path), help="SQLite file."
@@ -147,7 +147,8 @@ def _offline(database: Path) -> PaymentSystem:
         raise click.ClickException(f"{database}: no such database (start `payments run` once to create it)")
     db = open_database(database)
     try:
-        settings = read_settings(db)
+        with db.read() as tx:
+            settings = read_settings(tx)
     finally:
         db.close()
     if "store_id" not in settings:
@@ -233,7 +234,7 @@ def reconcile_command(database: Path, as_json: bool) -> None:
     """Check that the ledger balances; exit status 1 if it does not."""
     system = _offline(database)
     try:
-        report = reconcile(system.store)
+        report = system.reconcile()
     finally:
         system.close()
     if as_json:

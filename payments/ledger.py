@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from payments.db import Store, rows
+from payments.db import Database, Tx
 
 OPEN_REASONS = {
     "awaiting_charge": "voucher issued, no charge yet; swept after expiry plus the grace time",
@@ -27,14 +27,26 @@ OPEN_REASONS = {
 MAX_LISTED = 100
 
 
-def reconcile(store: Store) -> dict[str, Any]:
+def entry(db: Tx, at: int, kind: str, amount: int, **refs: str | None) -> None:
+    """One journal line, in the caller's transaction (the one that moves the money it explains)."""
+    db.insert("entries", {"at": at, "kind": kind, "amount": amount, **refs})
+
+
+def unreserve(db: Tx, now: int, shopper: str, hold_hex: str, amount: int) -> None:
+    """Give a hold's stored-value reservation back to the shopper's balance, on the journal."""
+    if amount:
+        db.execute("UPDATE shoppers SET reserved = reserved - ? WHERE shopper = ?", [amount, shopper])
+        entry(db, now, "sv_unreserve", amount, shopper=shopper, hold=hold_hex)
+
+
+def reconcile(database: Database) -> dict[str, Any]:
     """The report: sums, open items with their reasons, and `balanced` with every problem found."""
-    with store.read() as db:
+    with database.read() as db:
 
         def scalar(sql: str, params: Any = ()) -> int:
-            return next(iter(rows(db, sql, params)))["v"] or 0
+            return next(iter(db.all(sql, params)))["v"] or 0
 
-        sums = rows(db, "select kind, sum(amount) total from entries group by kind")
+        sums = db.all("select kind, sum(amount) total from entries group by kind")
         journal = {r["kind"]: r["total"] for r in sums}
 
         def j(kind: str) -> int:
@@ -42,12 +54,11 @@ def reconcile(store: Store) -> dict[str, Any]:
 
         charges = next(
             iter(
-                rows(
-                    db,
+                db.all(
                     "select count(*) n, coalesce(sum(amount), 0) amount,"
                     " coalesce(sum(stored_value), 0) sv, coalesce(sum(bank), 0) bank,"
                     " coalesce(sum(case when state = 'settled' then debt else 0 end), 0) debt,"
-                    " coalesce(sum(state = 'settled'), 0) settled,"
+                    " coalesce(sum(case when state = 'settled' then 1 else 0 end), 0) settled,"
                     " coalesce(sum(case when state = 'settled' then amount else 0 end), 0) settled_amount"
                     " from charges",
                 )
@@ -55,8 +66,7 @@ def reconcile(store: Store) -> dict[str, Any]:
         )
         pending = [
             {"charge": r["charge"], "state": r["state"], "amount": r["amount"], "last_error": r["last_error"]}
-            for r in rows(
-                db,
+            for r in db.all(
                 "select charge, state, amount, last_error from charges where state != 'settled' limit ?",
                 [MAX_LISTED],
             )
@@ -66,8 +76,7 @@ def reconcile(store: Store) -> dict[str, Any]:
         )
         shoppers = next(
             iter(
-                rows(
-                    db,
+                db.all(
                     "select coalesce(sum(balance), 0) balance, coalesce(sum(reserved), 0) reserved,"
                     " coalesce(sum(debt), 0) debt from shoppers",
                 )
@@ -75,17 +84,15 @@ def reconcile(store: Store) -> dict[str, Any]:
         )
         debts = next(
             iter(
-                rows(
-                    db,
+                db.all(
                     "select coalesce(sum(amount), 0) amount, coalesce(sum(repaid), 0) repaid,"
-                    " coalesce(sum(paid is null), 0) open from debts",
+                    " coalesce(sum(case when paid is null then 1 else 0 end), 0) open from debts",
                 )
             )
         )
         holds = {
             r["state"]: r
-            for r in rows(
-                db,
+            for r in db.all(
                 "select state, count(*) n, sum(stored_value) sv, sum(bank) bank,"
                 " sum(sv_captured + bank_captured) captured, sum(sv_released + bank_released) released"
                 " from holds group by state",
@@ -93,8 +100,7 @@ def reconcile(store: Store) -> dict[str, Any]:
         }
         unaccounted = [
             r["hold"]
-            for r in rows(
-                db,
+            for r in db.all(
                 "select hold from holds where (state = 'closed'"
                 " and (sv_captured + sv_released != stored_value or bank_captured + bank_released != bank))"
                 " or (state = 'failed'"
@@ -110,8 +116,7 @@ def reconcile(store: Store) -> dict[str, Any]:
                 "explanation": OPEN_REASONS.get(r["reason"] or "", "no reason recorded"),
                 "expires": r["expires"],
             }
-            for r in rows(
-                db,
+            for r in db.all(
                 "select hold, state, reason, expires from holds"
                 " where state in ('placing', 'open', 'releasing') order by issued limit ?",
                 [MAX_LISTED],
@@ -119,8 +124,7 @@ def reconcile(store: Store) -> dict[str, Any]:
         ]
         open_reasons = {
             r["reason"] or "none": r["n"]
-            for r in rows(
-                db,
+            for r in db.all(
                 "select reason, count(*) n from holds where state in ('placing', 'open', 'releasing')"
                 " group by reason",
             )

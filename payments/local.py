@@ -45,9 +45,10 @@ from gate.protocol.keys import SigningKey
 from payments.app import create_app
 from payments.bank import HttpBank
 from payments.banksim import BankSimulator, create_bank_app
-from payments.ledger import reconcile
-from payments.service import PaymentsConfig, PaymentSystem, b64, unb64
+from payments.context import PaymentsConfig
 from payments.serving import ServerThread
+from payments.system import PaymentSystem
+from payments.wire import b64, unb64
 
 Line = tuple[str, int, int]  # (code, quantity, unit price) or, with grams, see SimShopper.sign_list
 
@@ -253,7 +254,7 @@ class LocalStack:
         return self.admin("POST", f"/v1/shoppers/{shopper}/top-ups", json=body)
 
     def reconcile(self) -> dict[str, Any]:
-        return reconcile(self.system.store)
+        return self.system.reconcile()
 
     # -- the phone and the gate, over HTTP ------------------------------------------------------------
 

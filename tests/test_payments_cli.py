@@ -26,8 +26,9 @@ from gate.protocol.keys import (
 )
 from payments.cli import group
 from payments.config import example_with
+from payments.context import PaymentsConfig
 from payments.local import SimShopper
-from payments.service import PaymentsConfig, PaymentSystem
+from payments.system import PaymentSystem
 from selfcheckout.cli import main
 from tests.fixtures.payments import free_port
 

@@ -12,8 +12,8 @@ from pathlib import Path
 from openapi_spec_validator import validate
 
 from payments.app import create_app
+from payments.context import PaymentsConfig
 from payments.local import LocalStack, SimGate, SimShopper, make_exit
-from payments.service import PaymentsConfig
 from tests.fixtures.payments import CheckedClient, OpenApiChecker, basket, load_spec
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "payments-api.md"

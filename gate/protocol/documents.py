@@ -529,6 +529,31 @@ class DeductionNotice(Document):
 
 
 @dataclass(frozen=True)
+class ChargeRefusal(Document):
+    """Payment system -> gate, signed: the charge with these exact bytes is refused for good, and why.
+
+    Only a refusal that verifies with the payment system's key flags a charge at the gate: a 4xx from
+    anything in between (a proxy, a captive portal) carries none, so the gate sends the charge again.
+    """
+
+    TYPE = "charge-refusal"
+    FIELDS = {
+        "v": _version,
+        "store": NAME,
+        "body_hash": HASH,
+        "code": _text(_REASON, "a reason code"),
+        "message": _text(re.compile(r"[ -~]{0,300}"), "printable text (0-300)"),
+        "at": TIME,
+    }
+    v: int
+    store: str
+    body_hash: bytes
+    code: str
+    message: str
+    at: int
+
+
+@dataclass(frozen=True)
 class HoldRequest(Document):
     """Phone -> payment system, signed by the shopper: their own estimate of this visit (claim 3)."""
 

@@ -1,0 +1,409 @@
+"""Settlement: accepted charges become money and a signed deduction notice, by workers, after intake.
+
+A worker claims a batch from the queue (charges not settled whose lease ran out) with
+`FOR UPDATE SKIP LOCKED` on PostgreSQL, so workers in any number of processes never take the same charge
+at once and never wait for each other; on SQLite the claim is one `BEGIN IMMEDIATE` transaction. In the
+claiming transaction it takes the stored-value part (step one; the charge becomes `capture_pending` or
+`releasing`). Then, outside any transaction and concurrently, the bank: capture with the signed list as
+evidence, release what the hold has left. Then one transaction records what the bank did, closes the
+holds and signs the notices, but only for charges this worker still holds the claim of.
+
+A worker killed at any point loses nothing and doubles nothing: until its last transaction commits, its
+charges stay in the queue under a lease that runs out after `settle_lease_s`; the next worker calls the
+bank again with the same references (the charge id for the capture, the hold id for the release), which
+answers the first capture again instead of taking the money twice.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from gate.protocol.documents import VERSION, Charge, DeductionNotice, open_signed, sign
+from payments.bank import Capture, Evidence
+from payments.context import Context
+from payments.db import Tx, select_in
+from payments.errors import BankDeclined, BankUnavailable, NotFound, PaymentsError
+from payments.feed import deny
+from payments.holds import close_released
+from payments.ledger import entry
+from payments.wire import b64, to_json
+
+log = logging.getLogger(__name__)
+_BANK_REF = re.compile(r"[^A-Za-z0-9._-]")
+BANK_RETRY_S = 10  # a charge the bank could not take waits this long before a worker tries it again
+
+
+@dataclass
+class _BankStep:
+    """What the bank did for one claimed charge (nothing is written until the last transaction)."""
+
+    row: dict[str, Any]
+    captured: Capture | None = None
+    declined: str = ""
+    released_at_bank: bool = True
+    unavailable: str = ""
+
+
+class Settlement:
+    """The settlement queue and its workers; see the module docstring."""
+
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+        self._wake = threading.Event()
+        self._stopping = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._bank_pool: ThreadPoolExecutor | None = None
+
+    # -- the queue ------------------------------------------------------------------------------------
+
+    def settle_batch(self, limit: int | None = None, *, only: str | None = None, eager: bool = False) -> int:
+        """Claim up to `limit` charges, take their money, sign their notices; how many were settled.
+
+        Workers take what no one holds and the bank is not waited for; `eager` (the sweep, an operator's
+        request) also takes charges waiting out a bank failure, and `only` one charge, for the older flow.
+        """
+        token = os.urandom(8).hex()
+        claimed = self._claim(token, limit or self.ctx.config.settle_batch, only, eager)
+        if not claimed:
+            return 0
+        steps = self._bank(claimed)
+        return self._finish(token, steps)
+
+    def _claim(self, token: str, limit: int, only: str | None, eager: bool) -> list[dict[str, Any]]:
+        now = self.ctx.now()
+        lease = now + self.ctx.config.settle_lease_s
+        with self.ctx.db.tx() as db:
+            if only is not None:
+                picked = db.all(
+                    "SELECT charge FROM charges WHERE charge = ? AND state != 'settled'"
+                    f" AND (claim IS NULL OR lease_until <= ?){db.for_update}",
+                    [only, now],
+                )
+            else:
+                free = "(claim IS NULL OR lease_until <= ?)" if eager else "lease_until <= ?"
+                picked = db.all(
+                    f"SELECT charge FROM charges WHERE state != 'settled' AND {free}"
+                    f" ORDER BY lease_until, received LIMIT ?{db.skip_locked}",
+                    [now, limit],
+                )
+            if not picked:
+                return []
+            ids = [r["charge"] for r in picked]
+            db.executemany(
+                "UPDATE charges SET claim = ?, lease_until = ? WHERE charge = ?",
+                [[token, lease, c] for c in ids],
+            )
+            rows = [db.one("SELECT * FROM charges WHERE charge = ?", [c]) for c in ids]
+            # Stored value first, shopper by shopper in one order, so two workers never wait on each other
+            for row in sorted(
+                (r for r in rows if r["state"] == "received"), key=lambda r: (r["shopper"], r["charge"])
+            ):
+                self._take_stored_value(db, row, now)
+            return [db.one("SELECT * FROM charges WHERE charge = ?", [c]) for c in ids]
+
+    def _take_stored_value(self, db: Tx, row: dict[str, Any], now: int) -> None:
+        """Step one, in the claiming transaction: the stored-value part, and what the bank is to capture."""
+        charge_hex, hold_hex, amount = row["charge"], row["hold"], row["amount"]
+        shopper = db.one(f"SELECT * FROM shoppers WHERE shopper = ?{db.for_update}", [row["shopper"]])
+        hold = db.one(f"SELECT * FROM holds WHERE hold = ?{db.for_update}", [hold_hex])
+        if hold["state"] == "open" and hold["charge"] == charge_hex:
+            reserved = hold["stored_value"]
+            stored_value = min(amount, reserved)
+            bank = min(amount - stored_value, hold["bank"])
+            from_hold = 1
+            if reserved:
+                entry(db, now, "sv_unreserve", reserved, shopper=shopper["shopper"], hold=hold_hex)
+            db.execute(
+                "UPDATE holds SET sv_captured = ?, sv_released = ?, state = 'releasing', reason = ?"
+                " WHERE hold = ?",
+                [
+                    stored_value,
+                    reserved - stored_value,
+                    "capture_pending" if bank else "bank_release_pending",
+                    hold_hex,
+                ],
+            )
+        else:  # the hold was used by another charge or released: only free stored value is left
+            reserved = 0
+            stored_value = max(0, min(amount, shopper["balance"] - shopper["reserved"]))
+            bank = 0
+            from_hold = 0
+        db.execute(
+            "UPDATE shoppers SET balance = balance - ?, reserved = reserved - ? WHERE shopper = ?",
+            [stored_value, reserved, shopper["shopper"]],
+        )
+        if stored_value:
+            entry(
+                db,
+                now,
+                "sv_debit",
+                stored_value,
+                shopper=shopper["shopper"],
+                hold=hold_hex,
+                charge=charge_hex,
+            )
+        db.execute(
+            "UPDATE charges SET state = ?, from_hold = ?, stored_value = ?, bank_planned = ?, debt = ?"
+            " WHERE charge = ?",
+            [
+                "capture_pending" if bank else "releasing",
+                from_hold,
+                stored_value,
+                bank,
+                amount - stored_value - bank,
+                charge_hex,
+            ],
+        )
+
+    def _bank(self, rows: list[dict[str, Any]]) -> list[_BankStep]:
+        """The bank calls of a batch, concurrently (each charge's own calls in order)."""
+        holds = {r["hold"]: self.ctx.db.one("SELECT * FROM holds WHERE hold = ?", [r["hold"]]) for r in rows}
+        if len(rows) == 1 or self.ctx.config.bank_concurrency <= 1:
+            return [self._bank_one(r, holds[r["hold"]]) for r in rows]
+        pool = self._pool()
+        return list(pool.map(lambda r: self._bank_one(r, holds[r["hold"]]), rows))
+
+    def _pool(self) -> ThreadPoolExecutor:
+        if self._bank_pool is None:
+            self._bank_pool = ThreadPoolExecutor(self.ctx.config.bank_concurrency, thread_name_prefix="bank")
+        return self._bank_pool
+
+    def _bank_one(self, row: dict[str, Any], hold: dict[str, Any]) -> _BankStep:
+        step = _BankStep(row)
+        if row["state"] == "capture_pending":
+            signed = open_signed(bytes(row["body"]), Charge)
+            evidence = Evidence(signed.doc.list.encode(), signed.doc.voucher.doc.shopper_key)
+            try:
+                step.captured = self.ctx.bank.capture(
+                    row["hold"], row["charge"], row["bank_planned"], evidence
+                )
+            except BankUnavailable as exc:
+                step.unavailable = exc.message
+                return step
+            except BankDeclined as exc:  # the bank part becomes a debt; the hold is released all the same
+                step.declined = exc.message
+        taken = min(step.captured.amount, row["bank_planned"]) if step.captured else 0
+        if row["from_hold"] and hold["state"] == "releasing":
+            remaining = hold["bank"] - (hold["bank_captured"] + taken) - hold["bank_released"]
+            if remaining > 0:
+                try:
+                    self.ctx.bank.release(row["hold"])
+                except (BankUnavailable, BankDeclined):
+                    step.released_at_bank = False  # the sweep asks again; the charge settles now
+        return step
+
+    def _finish(self, token: str, steps: list[_BankStep]) -> int:
+        now = self.ctx.now()
+        settled = 0
+        with self.ctx.db.tx() as db:
+            for step in sorted(steps, key=lambda s: (s.row["shopper"], s.row["charge"])):
+                charge_hex = step.row["charge"]
+                row = db.one(f"SELECT * FROM charges WHERE charge = ?{db.for_update}", [charge_hex])
+                if row["claim"] != token or row["state"] == "settled":
+                    continue  # our lease ran out and another worker took it: its record stands
+                if step.unavailable:
+                    db.execute(
+                        "UPDATE charges SET last_error = ?, claim = NULL, lease_until = ? WHERE charge = ?",
+                        [step.unavailable, now + BANK_RETRY_S, charge_hex],
+                    )
+                    continue
+                self._record(db, row, step, now)
+                settled += 1
+        return settled
+
+    def _record(self, db: Tx, row: dict[str, Any], step: _BankStep, now: int) -> None:
+        charge_hex, hold_hex = row["charge"], row["hold"]
+        if row["state"] == "capture_pending":
+            taken = min(step.captured.amount, row["bank_planned"]) if step.captured else 0
+            bank_ref = _BANK_REF.sub("", step.captured.reference)[:64] if step.captured else ""
+            db.execute(
+                "UPDATE charges SET state = 'releasing', bank = ?, bank_ref = ?, debt = debt + ?,"
+                " last_error = ? WHERE charge = ?",
+                [taken, bank_ref, row["bank_planned"] - taken, step.declined or None, charge_hex],
+            )
+            db.execute("UPDATE holds SET bank_captured = bank_captured + ? WHERE hold = ?", [taken, hold_hex])
+            if taken:
+                entry(
+                    db, now, "bank_capture", taken, shopper=row["shopper"], hold=hold_hex, charge=charge_hex
+                )
+        hold = db.one(f"SELECT state FROM holds WHERE hold = ?{db.for_update}", [hold_hex])
+        if row["from_hold"] and hold["state"] == "releasing":
+            if step.released_at_bank:
+                close_released(db, hold_hex, now)
+            else:
+                db.execute(
+                    "UPDATE holds SET bank_cleanup = 1, reason = 'bank_release_pending' WHERE hold = ?",
+                    [hold_hex],
+                )
+        self._settle(db, charge_hex, now)
+
+    def _settle(self, db: Tx, charge_hex: str, now: int) -> None:
+        """In the caller's transaction: raise the debt if any, sign the deduction notice, store the answer."""
+        row = db.one("SELECT * FROM charges WHERE charge = ?", [charge_hex])
+        hold = db.one("SELECT * FROM holds WHERE hold = ?", [row["hold"]])
+        released = 0
+        if row["from_hold"]:
+            released = (hold["stored_value"] - hold["sv_captured"]) + (hold["bank"] - hold["bank_captured"])
+        if row["debt"]:
+            db.insert(
+                "debts",
+                {
+                    "charge": charge_hex,
+                    "shopper": row["shopper"],
+                    "hold": row["hold"],
+                    "amount": row["debt"],
+                    "repaid": 0,
+                    "created": now,
+                },
+            )
+            db.execute("UPDATE shoppers SET debt = debt + ? WHERE shopper = ?", [row["debt"], row["shopper"]])
+            entry(db, now, "debt", row["debt"], shopper=row["shopper"], hold=row["hold"], charge=charge_hex)
+            deny(db, row["shopper"], row["hold"], now)
+        notice = sign(
+            DeductionNotice(
+                v=VERSION,
+                charge=bytes.fromhex(charge_hex),
+                hold=bytes.fromhex(row["hold"]),
+                shopper=row["shopper"],
+                currency=row["currency"],
+                total=row["amount"],
+                stored_value=row["stored_value"],
+                bank=row["bank"],
+                bank_ref=row["bank_ref"] or "",
+                released=released,
+                debt=row["debt"],
+                settled=now,
+            ),
+            self.ctx.key,
+        ).encode()
+        answer = to_json(
+            {
+                "charge": charge_hex,
+                "status": "debt" if row["debt"] else "settled",
+                "total": row["amount"],
+                "stored_value": row["stored_value"],
+                "bank": row["bank"],
+                "debt": row["debt"],
+                "released": released,
+                "bank_ref": row["bank_ref"] or "",
+                "notice": b64(notice),
+            }
+        )
+        db.execute(
+            "UPDATE charges SET state = 'settled', released = ?, notice = ?, answer = ?, settled = ?,"
+            " claim = NULL, lease_until = 0 WHERE charge = ?",
+            [released, notice, answer, now, charge_hex],
+        )
+
+    # -- one charge now (the older flow: the gate waits for the notice) ------------------------------
+
+    def settle_now(self, charge_hex: str, wait_s: float = 10.0) -> str:
+        """Settle this charge in this request and answer its stored answer; BankUnavailable if the bank
+        is down (the charge stays queued), or if another worker holds it for longer than `wait_s`."""
+        deadline = time.monotonic() + wait_s
+        while True:
+            row = self.ctx.db.one(
+                "SELECT state, answer, last_error, claim FROM charges WHERE charge = ?", [charge_hex]
+            )
+            if row is None:
+                raise NotFound(f"no charge {charge_hex}")
+            if row["state"] == "settled":
+                return row["answer"]
+            if self.settle_batch(1, only=charge_hex) == 0:
+                row = self.ctx.db.one(
+                    "SELECT state, answer, last_error, claim FROM charges WHERE charge = ?", [charge_hex]
+                )
+                if row["state"] == "settled":
+                    return row["answer"]
+                if row["claim"] is None and row["last_error"]:
+                    raise BankUnavailable(f"the bank did not take the charge yet: {row['last_error']}")
+                if time.monotonic() > deadline:
+                    raise BankUnavailable(
+                        "the charge is being settled by another worker; ask again", code="settling"
+                    )
+                time.sleep(0.05)
+
+    # -- workers --------------------------------------------------------------------------------------
+
+    def notify(self) -> None:
+        """New charges were accepted: wake a worker now rather than at its next poll."""
+        self._wake.set()
+
+    def start(self, workers: int) -> None:
+        for n in range(workers):
+            thread = threading.Thread(target=self._work, name=f"settle-{n}", daemon=True)
+            thread.start()
+            self._threads.append(thread)
+
+    def _work(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                done = self.settle_batch()
+            except PaymentsError as exc:
+                log.warning("settlement batch failed: %s", exc)
+                done = 0
+            except Exception:  # the database is busy or went away: keep the worker, try again soon
+                log.exception("settlement batch failed")
+                done = 0
+            if not done and self._wake.wait(1.0):
+                self._wake.clear()
+
+    def sweep(self, done: dict[str, int]) -> None:
+        """Everything the queue holds that can be settled now (counted into `done`)."""
+        while True:
+            try:
+                settled = self.settle_batch(eager=True)
+            except PaymentsError:
+                done["errors"] += 1
+                return
+            done["charges"] += settled
+            if not settled:
+                return
+
+    def close(self) -> None:
+        self._stopping.set()
+        self._wake.set()
+        for thread in self._threads:
+            thread.join(timeout=30)
+        self._threads = []
+        if self._bank_pool is not None:
+            self._bank_pool.shutdown(wait=True)
+            self._bank_pool = None
+
+    # -- views ----------------------------------------------------------------------------------------
+
+    def charge(self, charge_hex: str) -> dict[str, Any]:
+        row = self.ctx.db.one("SELECT * FROM charges WHERE charge = ?", [charge_hex.lower()])
+        if row is None:
+            raise NotFound(f"no charge {charge_hex}")
+        view = {k: row[k] for k in ("charge", "gate", "hold", "shopper", "amount", "currency", "state")}
+        view.update(
+            {k: row[k] for k in ("stored_value", "bank", "debt", "released", "bank_ref", "last_error")},
+            received=row["received"],
+            settled=row["settled"],
+        )
+        return view
+
+    def notice(self, charge_hex: str) -> dict[str, Any]:
+        """The signed deduction notice for the phone; the random charge id is the capability."""
+        row = self.ctx.db.one("SELECT state, answer FROM charges WHERE charge = ?", [charge_hex.lower()])
+        if row is None:
+            raise NotFound(f"no charge {charge_hex} has reached the payment system yet")
+        if row["state"] != "settled":
+            raise NotFound(f"charge {charge_hex} is received and not yet settled", code="pending")
+        return json.loads(row["answer"])
+
+    def notices(self, charge_ids: list[str]) -> list[dict[str, Any]]:
+        """The settled ones among these charges, with their notices (a gate's batch pull)."""
+        found = select_in(
+            self.ctx.db, "SELECT charge, answer FROM charges WHERE state = 'settled'", "charge", charge_ids
+        )
+        return [{"charge": r["charge"], "notice": json.loads(r["answer"])["notice"]} for r in found]
