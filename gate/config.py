@@ -186,6 +186,23 @@ class PanelSection:
     )
 
 
+def _nats_urls(v: Any) -> bool:
+    return bool(v) and all(re.fullmatch(r"nats://[^\s/]+:[0-9]{1,5}", u) for u in v)
+
+
+@dataclass(frozen=True, kw_only=True)
+class PeersSection:
+    """The other lanes of the store, told of every pass over NATS (docs/operations.md)."""
+
+    servers: list[str] = _spec(
+        "a non-empty list of nats://host:port URLs, this lane's own node first", check=_nats_urls
+    )
+    replicas: int = _spec("copies of the store's stream, 1-5 (3 for three lanes or more)",
+                          check=lambda v: 1 <= v <= 5, default=3)  # fmt: skip
+    catch_up_timeout_s: float = _spec("seconds > 0", check=_positive, default=5.0)
+    publish_timeout_s: float = _spec("seconds > 0", check=_positive, default=2.0)
+
+
 @dataclass(frozen=True, kw_only=True)
 class LaneConfig:
     lane: LaneSection = _spec()
@@ -199,6 +216,7 @@ class LaneConfig:
     forwarder: ForwarderSection = _spec(default_factory=ForwarderSection)
     barcodes: BarcodesSection = _spec(default_factory=BarcodesSection)
     panel: PanelSection = _spec(default_factory=PanelSection)
+    peers: PeersSection | None = _spec(default=None)  # absent: the store's only lane
     source: Path = field(default=Path("<memory>"), compare=False)
 
 

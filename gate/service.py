@@ -1,4 +1,5 @@
-"""A lane assembled from its config: store, keys, reader, gate I/O, forwarder, and the lane itself.
+"""A lane assembled from its config: store, keys, reader, gate I/O, forwarder, the link to the other lanes
+of the store, and the lane itself.
 
 The hardware is injected (a reader, a pin factory) so that tests, the demo and the bench build the very
 same lane as `selfcheckout gate run` on a Pi, with stand-ins where the hardware would be.
@@ -8,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,6 +20,8 @@ from gate.forwarder import Forwarder
 from gate.lane import Lane, LaneTimings, ReaderLike
 from gate.legality import GateIdentity, Policy
 from gate.notify import Notifier
+from gate.peers.link import PeerLink
+from gate.peers.transport import NatsTransport, Transport
 from gate.protocol.keys import TrustedKeys, read_secret_key
 from gate.store import GateStore
 
@@ -33,6 +36,7 @@ class LaneService:
     reader: ReaderLike
     lane: Lane
     forwarder: Forwarder | None
+    peers: PeerLink | None = None
 
     def health(self) -> dict[str, Any]:
         reader_health = getattr(self.reader, "health", None)
@@ -42,6 +46,7 @@ class LaneService:
             "reader": reader_health() if reader_health else None,
             "forwarder": self.forwarder.status() if self.forwarder else None,
             "backlog": dataclasses.asdict(self.store.outbox_backlog()),
+            "peers": self.peers.status() if self.peers else None,
         }
 
 
@@ -68,9 +73,14 @@ def open_lane(
     pin_factory: Any = None,
     notifier: Notifier | None = None,
     forward: bool = True,
+    peers_transport: Transport | None = None,
     **lane_overrides: Any,
 ) -> Iterator[LaneService]:
-    """Open every part of a lane; the gate I/O starts locked, and is left to its wiring on the way out."""
+    """Open every part of a lane; the gate I/O starts locked, and is left to its wiring on the way out.
+
+    With a [peers] section (or an injected `peers_transport`: the demo's in-process one) the lane first
+    catches up on what the other lanes of the store passed, before it decides anything.
+    """
     gate_key = read_secret_key(config.lane.gate_key_file)
     trusted = TrustedKeys.from_files(config.payments.public_key_files)
     t = config.timings
@@ -87,6 +97,20 @@ def open_lane(
         if reader is None:
             reader = stack.enter_context(pcsc_reader(config))
         forwarder = stack.enter_context(Forwarder.from_config(config, store)) if forward else None
+        if forwarder is not None:
+            forwarder.start()
+        peers = _peer_link(config, store, gate_key, peers_transport)
+        if peers is not None:
+            stack.enter_context(peers)
+            timeout_s = config.peers.catch_up_timeout_s if config.peers else 5.0
+            if not peers.catch_up(timeout_s):
+                store.record_event(
+                    "peers",
+                    f"not caught up with the other lanes within {timeout_s} s: deciding on what this lane"
+                    " knows (within its offline budget); catching up in the background",
+                    {"applied_to": store.peer_cursor()},
+                )
+        notify = [n.notify for n in (forwarder, peers) if n is not None]
         lane = Lane(
             gate=GateIdentity.from_config(config),
             policy=Policy.from_config(config),
@@ -99,10 +123,39 @@ def open_lane(
                 t.open_timeout_s, t.close_after_passage_ms / 1000, t.denied_display_ms / 1000
             ),
             notifier=notifier,
-            on_commit=forwarder.notify if forwarder else None,
+            on_commit=_each(notify) if notify else None,
             **lane_overrides,
         )
         stack.callback(lane.close)
-        if forwarder is not None:
-            forwarder.start()
-        yield LaneService(config, store, io, reader, lane, forwarder)
+        yield LaneService(config, store, io, reader, lane, forwarder, peers)
+
+
+def _each(calls: list[Callable[[], None]]) -> Callable[[], None]:
+    def run() -> None:
+        for call in calls:
+            call()
+
+    return run
+
+
+def _peer_link(
+    config: LaneConfig, store: GateStore, gate_key: Any, transport: Transport | None
+) -> PeerLink | None:
+    """The lane's link to the other lanes: over NATS per [peers], or over an injected transport."""
+    if transport is None:
+        if config.peers is None:
+            return None
+        transport = NatsTransport(
+            config.peers.servers,
+            store_id=config.lane.store_id,
+            replicas=config.peers.replicas,
+            name=f"selfcheckout-{config.lane.gate_id}",
+        )
+    return PeerLink(
+        store,
+        transport,
+        key=gate_key,
+        store_id=config.lane.store_id,
+        gate_id=config.lane.gate_id,
+        publish_timeout_s=config.peers.publish_timeout_s if config.peers else 2.0,
+    )

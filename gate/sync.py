@@ -5,7 +5,8 @@ the payment system (gate/protocol/feed.py, docs/payments-api.md "Feed"). It chec
 the trusted payment-system keys of its config, that the feed is for its store, answers its own nonce (so
 a recorded feed cannot roll a deny list back) and starts at its version; then it applies each page in one
 transaction (GateStore.apply_feed) and asks again until it has the latest version. The page's `gates` (the
-store's gate keys, for phones to verify exit receipts with) is covered by the signature and not used here.
+store's active gate keys) is kept: phones verify exit receipts with them, and the lanes of the store the
+pass records they send each other (gate.peers).
 """
 
 from __future__ import annotations
@@ -96,7 +97,12 @@ def sync_feed(
             for p in feed.prices
         ]
         store.apply_feed(
-            feed.version, set(feed.deny_holds), set(feed.deny_shoppers), list(feed.consumed), prices
+            feed.version,
+            set(feed.deny_holds),
+            set(feed.deny_shoppers),
+            list(feed.consumed),
+            prices,
+            gates=feed.gate_keys(),
         )
         totals["pages"] += 1
         totals["deny_holds"] = len(feed.deny_holds)

@@ -9,4 +9,5 @@ pytest_plugins = [
     "tests.fixtures.store",
     "tests.fixtures.lane",  # after store: it imports it
     "tests.fixtures.panel",  # after lane: it imports it
+    "tests.fixtures.nats",  # after lane: it imports it
 ]

@@ -6,8 +6,9 @@ also signs the gate's charges, so a lane applies a record only when the key that
 store's active gate keys in the payment system's last signed feed, and belongs to the gate the record
 names. A gate taken out of the feed (revoked) is no longer listed, so its records are refused from then on.
 
-`seq` counts the records of one gate from 1: (gate, seq) names a record, so one delivered twice (a replay,
-or the same record published again after a crash mid-publish) is recognised and refused as a replay.
+A list passes once at a gate, so (gate, list) names a record: one delivered twice (a replay, or the same
+record published again after a crash mid-publish) is recognised by the applying store and refused as a
+replay, and the transport stores it once.
 """
 
 from __future__ import annotations
@@ -22,7 +23,6 @@ from gate.protocol.documents import ID, NAME, Document, Signed, Validator, _text
 from gate.protocol.documents import sign as sign_document
 from gate.protocol.keys import SigningKey, key_id
 
-SEQ_MAX = 2**53
 TIME_MS = _uint(2**50)
 KEY_ID = _text(re.compile(r"[0-9a-f]{16}"), "a key id of 16 hex digits")
 CLOCK_SKEW_MS = 120_000  # a record dated further ahead than this is refused: no lane's clock is that far off
@@ -45,7 +45,6 @@ class PassRecord(Document):
         "v": _version,
         "store": NAME,
         "gate": NAME,
-        "seq": _uint(SEQ_MAX, 1),
         "list": ID,
         "hold": ID,
         "shopper": NAME,
@@ -55,7 +54,6 @@ class PassRecord(Document):
     v: int
     store: str
     gate: str
-    seq: int
     list: bytes
     hold: bytes
     shopper: str
@@ -65,7 +63,7 @@ class PassRecord(Document):
     @property
     def msg_id(self) -> str:
         """The transport's de-duplication id: the same record published twice is stored once."""
-        return f"{self.gate}-{self.seq}"
+        return f"{self.gate}-{self.list.hex()}"
 
 
 def new_record(
@@ -73,14 +71,13 @@ def new_record(
     *,
     store: str,
     gate: str,
-    seq: int,
     list_id: bytes,
     hold: bytes,
     shopper: str,
     shopper_key: bytes,
     at_ms: int,
 ) -> Signed[PassRecord]:
-    record = PassRecord(1, store, gate, seq, list_id, hold, shopper, key_id(shopper_key), at_ms)
+    record = PassRecord(1, store, gate, list_id, hold, shopper, key_id(shopper_key), at_ms)
     PassRecord.from_map(record.to_map())  # the same limits a receiving lane applies
     return sign_document(record, key)
 

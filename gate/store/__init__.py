@@ -4,12 +4,13 @@ What it holds: the catalog with its price history, used list ids, consumed holds
 lists, decision events (with reasons and per-step timings), and the charge outbox the forwarder drains.
 
 Modules: `database` (connections, transactions, checkpoints), `catalog`, `decisions` (the pass
-transaction, denials, lane events), `outbox`, `feed`, `records` (what reads return), `migrations`.
+transaction, denials, lane events), `outbox`, `feed`, `peers` (what the lanes of one store tell each
+other), `records` (what reads return), `migrations`.
 
 Durability. Every connection runs in WAL mode with `PRAGMA synchronous=FULL`, so a COMMIT returns only once
-the WAL is on disk. `record_pass` writes the four facts of a pass (list used, hold consumed, event, outbox
-charge) in ONE `BEGIN IMMEDIATE` transaction: after a power cut either all four are there or none, and the
-lane opens the gate only after `record_pass` returned.
+the WAL is on disk. `record_pass` writes the facts of a pass (list used, hold consumed, event, outbox
+charge, the record for the other lanes) in ONE `BEGIN IMMEDIATE` transaction: after a power cut either all
+are there or none, and the lane opens the gate only after `record_pass` returned.
 
 Threads. The lane thread and the forwarder thread each get their own connection (one per thread, opened
 on first use): with WAL the lane's reads never wait for the forwarder, and writers queue on SQLite's own
@@ -31,6 +32,7 @@ from gate.store.database import StoreError
 from gate.store.decisions import DecisionTables
 from gate.store.feed import FeedTables
 from gate.store.outbox import OUTBOX_STATES, OutboxTable
+from gate.store.peers import OwnPass, PeerTables
 from gate.store.records import Event, ImportResult, LaneEvent, OutboxEntry
 
 __all__ = [
@@ -41,11 +43,12 @@ __all__ = [
     "ImportResult",
     "LaneEvent",
     "OutboxEntry",
+    "OwnPass",
     "PriceChange",
     "StateFacts",
     "StoreError",
 ]
 
 
-class GateStore(CatalogTables, DecisionTables, OutboxTable, FeedTables):
+class GateStore(CatalogTables, DecisionTables, OutboxTable, FeedTables, PeerTables):
     """The gate's SQLite database. `GateStore(":memory:")` or `GateStore(path)`; a context manager."""

@@ -1,8 +1,8 @@
 """Decisions and lane events: the one durable transaction of a pass, denials, and what the lane reports.
 
-`record_pass` writes the four facts of a pass (list used, hold consumed, event, outbox charge) in ONE
-`BEGIN IMMEDIATE` transaction: after a power cut either all four are there or none, and the lane opens the
-gate only after `record_pass` returned.
+`record_pass` writes the facts of a pass (list used, hold consumed, event, outbox charge, and the record
+the other lanes of the store are told) in ONE `BEGIN IMMEDIATE` transaction: after a power cut either all
+are there or none, and the lane opens the gate only after `record_pass` returned.
 """
 
 from __future__ import annotations
@@ -88,6 +88,11 @@ class DecisionTables(StoreBase):
                 "INSERT INTO outbox (charge_id, body, amount, currency, created_at, attempts,"
                 " next_attempt_at, state, last_error) VALUES (?, ?, ?, ?, ?, 0, ?, 'pending', '')",
                 [slist.list, bytes(charge), slist.total, slist.currency, at, at],
+            )
+            # What the other lanes of the store are told (gate.peers.link publishes it after the commit).
+            db.execute(
+                "INSERT INTO peer_outbox (list_id, hold, shopper, shopper_key, at) VALUES (?, ?, ?, ?, ?)",
+                [slist.list, p.voucher.doc.hold, p.voucher.doc.shopper, p.voucher.doc.shopper_key, at],
             )
         self._checkpoint_if(LANE_CHECKPOINT_AFTER)
 

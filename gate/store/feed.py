@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 
 from gate.catalog import PriceChange
+from gate.protocol.keys import key_id
 from gate.store.catalog import import_rows
 from gate.store.database import CHECKPOINT_EVERY, StoreBase, StoreError
 
@@ -23,10 +25,13 @@ class FeedTables(StoreBase):
         deny_shoppers: set[str],
         consumed_holds: list[bytes],
         prices: list[PriceChange],
+        gates: Mapping[str, tuple[bytes, ...]] | None = None,
     ) -> None:
         """One payment-system feed, in one transaction: the deny sets REPLACE the current ones; consumed
-        holds (used at other gates) and price changes are added. A feed older than the one applied last is
-        refused (StoreError, nothing written): it would roll the deny list back."""
+        holds (used at other gates) and price changes are added; the store's active gate keys (gate ->
+        public keys), when given, replace the ones kept, so a revoked gate's pass records are refused from
+        then on. A feed older than the one applied last is refused (StoreError, nothing written): it would
+        roll the deny list back."""
         checked = [c.checked("feed price") for c in prices]  # refuse a bad feed before touching anything
         now = time.time()
         with self._write() as db:
@@ -44,8 +49,20 @@ class FeedTables(StoreBase):
             )
             if checked:
                 import_rows(db, checked, None, 5000)
+            if gates is not None:
+                db.execute("DELETE FROM gate_keys")
+                db.conn.executemany(
+                    "INSERT OR REPLACE INTO gate_keys (kid, gate, public_key) VALUES (?, ?, ?)",
+                    [(key_id(k), gate, bytes(k)) for gate, ks in gates.items() for k in ks],
+                )
             db.execute("UPDATE meta SET value = ? WHERE key = 'feed_version'", [int(version)])
         self._checkpoint_if(CHECKPOINT_EVERY)
+
+    def gate_keys(self) -> dict[str, tuple[str, bytes]]:
+        """The store's active gate keys from the last feed: key id -> (gate, public key)."""
+        with self._read() as db:
+            rows = db.execute("SELECT kid, gate, public_key FROM gate_keys").fetchall()
+        return {kid: (gate, key) for kid, gate, key in rows}
 
     def deny_lists(self) -> tuple[set[bytes], set[str]]:
         with self._read() as db:

@@ -117,7 +117,66 @@ def m003_catalog_bounds(db: Database) -> None:
     )
 
 
-MIGRATIONS: tuple[Callable[[Database], None], ...] = (m001_initial, m002_events_by_list, m003_catalog_bounds)
+_M004 = (
+    # The store's active gate keys, from the payment system's last signed feed: pass records from the other
+    # lanes verify against these.
+    "CREATE TABLE gate_keys (kid TEXT PRIMARY KEY, gate TEXT NOT NULL, public_key BLOB NOT NULL)",
+    # This gate's passes to tell the other lanes: written in the pass's own transaction, published after.
+    """
+    CREATE TABLE peer_outbox (
+        list_id BLOB PRIMARY KEY,
+        hold BLOB NOT NULL,
+        shopper TEXT NOT NULL,
+        shopper_key BLOB NOT NULL,
+        at REAL NOT NULL,
+        published_at REAL,
+        stream_seq INTEGER
+    )
+    """,
+    "CREATE INDEX peer_outbox_unpublished ON peer_outbox (published_at)",
+    # Every pass record read from the store's stream (this gate's own included), by (gate, list).
+    # outcome: 'applied', or 'conflict' when the hold had already passed under another list here.
+    """
+    CREATE TABLE peer_records (
+        gate TEXT NOT NULL,
+        list_id BLOB NOT NULL,
+        hold BLOB NOT NULL,
+        shopper TEXT NOT NULL,
+        at REAL NOT NULL,
+        received_at REAL NOT NULL,
+        stream_seq INTEGER NOT NULL,
+        outcome TEXT NOT NULL,
+        PRIMARY KEY (gate, list_id)
+    )
+    """,
+    "CREATE INDEX peer_records_gate_at ON peer_records (gate, received_at)",
+    # Records refused (forged, unknown or revoked gate, replayed, malformed), for the panel and doctor.
+    """
+    CREATE TABLE peer_refused (
+        id INTEGER PRIMARY KEY,
+        stream_seq INTEGER NOT NULL,
+        at REAL NOT NULL,
+        code TEXT NOT NULL,
+        detail TEXT NOT NULL
+    )
+    """,
+    # The stream sequence up to which records were applied or refused: where reading resumes.
+    "INSERT INTO meta (key, value) VALUES ('peer_stream_seq', 0)",
+)
+
+
+def m004_peers(db: Database) -> None:
+    """Lanes of one store share their passes (gate.peers): gate keys, own records to publish, records read."""
+    for statement in _M004:
+        db.execute(statement)
+
+
+MIGRATIONS: tuple[Callable[[Database], None], ...] = (
+    m001_initial,
+    m002_events_by_list,
+    m003_catalog_bounds,
+    m004_peers,
+)
 
 
 def apply(db: Database) -> list[str]:

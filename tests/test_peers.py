@@ -1,0 +1,165 @@
+"""Lanes of one store share their passes over a real NATS JetStream cluster (three nats-server nodes).
+
+Each lane here is its store and its link (tests.fixtures.nats.PeerRig); passes are committed through the
+store's own record_pass, as the lane commits them. Whole lanes with readers and gates, partitions and
+SIGKILLs are in tests/test_peers_lanes.py.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from pathlib import Path
+
+from gate.legality import build_charge
+from gate.peers.record import new_record
+from gate.peers.server import NatsCluster
+from gate.peers.transport import NatsTransport
+from gate.protocol.documents import Signed
+from gate.protocol.keys import SigningKey
+from gate.protocol.parties import new_id
+from gate.store import GateStore
+from tests.fixtures.lane import wait_until
+from tests.fixtures.nats import PeerRig, gate_keys_feed, peer_rig
+from tests.fixtures.store import Shop, make_shop
+
+GATES = {
+    f"gate-0{n}": SigningKey.from_seed(hashlib.sha256(f"peer gate {n}".encode()).digest()) for n in (1, 2, 3)
+}
+
+
+def commit_pass(store: GateStore, shop: Shop, gate: str, hold: bytes | None = None) -> bytes:
+    """Commit one pass of a fresh list in this lane's store, as the lane does; the list id."""
+    hold = hold or new_id()
+    list_id = new_id()
+    decision = shop.decide(
+        voucher=shop.voucher(hold=hold), signed_list=shop.shopping_list(list=list_id, hold=hold)
+    )
+    assert decision.verdict == "pass", decision.codes
+    store.record_pass(decision, build_charge(decision, GATES[gate]).encode())
+    return list_id
+
+
+def pass_at(rig: PeerRig, shop: Shop, hold: bytes | None = None) -> bytes:
+    """A pass committed at this lane, its link told right after (as on_commit does)."""
+    list_id = commit_pass(rig.store, shop, rig.gate, hold)
+    rig.link.notify()
+    return list_id
+
+
+def codes_at(shop: Shop, list_id: bytes, hold: bytes) -> tuple[str, ...]:
+    decision = shop.decide(
+        voucher=shop.voucher(hold=hold), signed_list=shop.shopping_list(list=list_id, hold=hold)
+    )
+    return decision.codes
+
+
+def test_a_pass_at_one_lane_makes_the_list_used_and_the_hold_consumed_at_the_others(
+    tmp_path: Path, nats_cluster: NatsCluster, peer_store_id: str
+) -> None:
+    with (
+        peer_rig(tmp_path, nats_cluster, peer_store_id, "gate-01", GATES["gate-01"], GATES, node=0) as one,
+        peer_rig(tmp_path, nats_cluster, peer_store_id, "gate-02", GATES["gate-02"], GATES, node=1) as two,
+        peer_rig(tmp_path, nats_cluster, peer_store_id, "gate-03", GATES["gate-03"], GATES, node=2) as three,
+    ):
+        shops = {rig.gate: make_shop(rig.store) for rig in (one, two, three)}
+        hold = new_id()
+        list_id = pass_at(one, shops["gate-01"], hold=hold)
+        two.wait_knows(list_id)
+        three.wait_knows(list_id)
+        # The same signed list (a cloned phone) and another list under the same hold, at the other lanes.
+        for gate in ("gate-02", "gate-03"):
+            assert "list_used" in codes_at(shops[gate], list_id, hold)
+            assert "hold_consumed" in codes_at(shops[gate], new_id(), hold)
+        # Every lane applied the record once, its own included, and knows where it came from.
+        assert [(r.gate, o) for r, o in two.applied] == [("gate-01", "applied")]
+        view = {lane["gate"]: lane for lane in two.link.status()["lanes"]}
+        assert view["gate-01"]["records"] == 1 and view["gate-01"]["last_lag_ms"] >= 0
+        assert one.store.peer_backlog()["unpublished"] == 0
+
+
+def test_forged_revoked_and_replayed_records_are_refused_and_change_nothing(
+    tmp_path: Path, nats_cluster: NatsCluster, peer_store_id: str
+) -> None:
+    mallory = SigningKey.from_seed(b"m" * 32)
+    with peer_rig(tmp_path, nats_cluster, peer_store_id, "gate-02", GATES["gate-02"], GATES, node=1) as two:
+        sender = NatsTransport(nats_cluster.urls(0), store_id=peer_store_id)
+        sender.start(from_seq=1, on_record=lambda s, d: None, on_beat=lambda b: None)
+        try:
+
+            def send(signed: Signed, msg_id: str | None = None) -> None:
+                wait_until(lambda: _published(sender, signed, msg_id), 10, "the stream took the record")
+
+            def record(key: SigningKey, gate: str, list_id: bytes) -> Signed:
+                return new_record(
+                    key, store=peer_store_id, gate=gate, list_id=list_id, hold=new_id(), shopper="alice",
+                    shopper_key=GATES["gate-01"].public_key, at_ms=int(time.time() * 1000),
+                )  # fmt: skip
+
+            good = record(GATES["gate-01"], "gate-01", new_id())
+            other = record(GATES["gate-01"], "gate-01", new_id())
+            forged = [
+                record(mallory, "gate-01", new_id()),  # a key the store never listed
+                record(GATES["gate-03"], "gate-01", new_id()),  # gate-03's key, naming gate-01
+                Signed(other.type, other.kid, other.body, good.sig, other.doc),  # another record's signature
+            ]
+            send(good)
+            for n, bad in enumerate(forged):
+                send(bad, msg_id=f"forged-{n}")
+            send(good, msg_id="the-same-record-again")  # past the transport's de-duplication
+            wait_until(lambda: two.store.peer_cursor() == 5, 10, "five records read")
+            # gate-03 is revoked: the next feed no longer lists it.
+            gate_keys_feed(two.store, {g: k for g, k in GATES.items() if g != "gate-03"}, version=2)
+            revoked = record(GATES["gate-03"], "gate-03", new_id())
+            send(revoked)
+            wait_until(lambda: two.store.peer_cursor() == 6, 10, "six records read")
+        finally:
+            sender.close()
+        codes = [code for code, _ in two.store.peer_refusals()]
+        assert codes == ["unknown_gate", "forged", "forged", "replayed", "unknown_gate"]
+        used = two.store.used_list_ids()
+        assert good.doc.list in used
+        assert not ({r.doc.list for r in forged} | {revoked.doc.list}) & used
+
+
+def _published(sender: NatsTransport, signed: Signed, msg_id: str | None) -> bool:
+    try:
+        sender.publish(signed.doc.gate, msg_id or signed.doc.msg_id, signed.encode(), 2.0)
+    except Exception:
+        return False
+    return True
+
+
+def test_a_pass_committed_just_before_the_lane_died_is_published_when_it_starts_again(
+    tmp_path: Path, nats_cluster: NatsCluster, peer_store_id: str
+) -> None:
+    with peer_rig(tmp_path, nats_cluster, peer_store_id, "gate-02", GATES["gate-02"], GATES, node=1) as two:
+        # gate-01 committed a pass and died before its link ran: the record waits in its database.
+        with GateStore(tmp_path / "gate-01.db") as store:
+            list_id = commit_pass(store, make_shop(store), "gate-01")
+            assert store.peer_backlog()["unpublished"] == 1
+        assert not two.knows(list_id)
+        with peer_rig(
+            tmp_path, nats_cluster, peer_store_id, "gate-01", GATES["gate-01"], GATES, node=0
+        ) as one:
+            two.wait_knows(list_id)
+            wait_until(lambda: one.store.peer_backlog()["unpublished"] == 0, 5, "marked published")
+
+
+def test_a_lane_on_a_new_database_takes_the_stores_passes_from_its_peers_before_it_decides(
+    tmp_path: Path, nats_cluster: NatsCluster, peer_store_id: str
+) -> None:
+    with (
+        peer_rig(tmp_path, nats_cluster, peer_store_id, "gate-01", GATES["gate-01"], GATES, node=0) as one,
+        peer_rig(tmp_path, nats_cluster, peer_store_id, "gate-02", GATES["gate-02"], GATES, node=1) as two,
+    ):
+        passed = [pass_at(one, make_shop(one.store)), pass_at(two, make_shop(two.store))]
+        for list_id in passed:
+            one.wait_knows(list_id)
+    # gate-01's SD card is replaced: a new, empty database (the catalog and the feed's gate keys only).
+    with peer_rig(
+        tmp_path, nats_cluster, peer_store_id, "gate-01", GATES["gate-01"], GATES, node=0, database="new.db"
+    ) as fresh:
+        assert fresh.link.catch_up(10)
+        assert set(passed) <= fresh.store.used_list_ids()  # its own past pass too
+        assert fresh.link.status()["caught_up"] is True
