@@ -3,6 +3,9 @@
 The port is a pyserial URL (a device path, "loop://", "spy:///dev/ttyACM0") or an already-open serial
 object, and the keyword names are ScannerSection's, so the lane passes its config through. A scanner
 that is unplugged comes back by itself: the reader thread reopens the port with exponential backoff.
+
+What the port does is told to ``on_notice`` as it happens (connected, lost, back, each bad line), so a
+lane can record it; a failed reopen is told once per outage, not once per retry.
 """
 
 from __future__ import annotations
@@ -41,6 +44,15 @@ SYMBOLOGY_NAMES = {
 
 
 @dataclass(frozen=True)
+class ScannerNotice:
+    """Something the port did: ``kind`` is "connected", "reconnected", or an error kind of health()'s
+    "errors" ("port-lost", "open-failed", "invalid-bytes", "too-long", ...)."""
+
+    kind: str
+    detail: str
+
+
+@dataclass(frozen=True)
 class Scan:
     """One barcode read; ``received_at`` is time.monotonic() when its terminator arrived."""
 
@@ -72,6 +84,7 @@ class BarcodeScanner:
         max_line: int = 64,
         reconnect_max_s: float = 5.0,
         on_scan: Callable[[Scan], None] | None = None,
+        on_notice: Callable[[ScannerNotice], None] | None = None,
     ) -> None:
         if (port_url is None) == (port is None):
             raise InvalidArgument("give the scanner either port_url or an open serial port, not both")
@@ -91,6 +104,7 @@ class BarcodeScanner:
         )
         self.scans: queue.Queue[Scan] = queue.Queue()
         self._on_scan = on_scan or self.scans.put
+        self._on_notice = on_notice
         self.port_name = port_url if port_url is not None else str(getattr(port, "port", None) or port)
         self._last_code: str | None = None
         self._last_seen = 0.0
@@ -135,8 +149,13 @@ class BarcodeScanner:
                     self._open()
                 except (serial.SerialException, OSError, ValueError) as exc:
                     # Only the first failure of a series is worth a warning; the count keeps the rest.
-                    level = logging.WARNING if backoff == _FIRST_BACKOFF_S else logging.DEBUG
-                    self._error("open-failed", f"cannot open {self.port_name}: {exc}", level)
+                    first = backoff == _FIRST_BACKOFF_S
+                    self._error(
+                        "open-failed",
+                        f"cannot open {self.port_name}: {exc}",
+                        logging.WARNING if first else logging.DEBUG,
+                        notify=first,
+                    )
                     if self._stop.wait(backoff):
                         return
                     backoff = min(backoff * 2, self._backoff_max_s)
@@ -146,6 +165,9 @@ class BarcodeScanner:
                 if opened_before:
                     self._counts["reconnects"] += 1
                     log.info("scanner port %s is back", self.port_name)
+                    self._notify("reconnected", f"{self.port_name} is back")
+                else:
+                    self._notify("connected", f"{self.port_name} open")
                 opened_before = True
             assert self._port is not None
             try:
@@ -192,7 +214,17 @@ class BarcodeScanner:
             log.exception("scan callback failed for %s", code)
             self._error("callback-failed", f"scan callback failed for {code}: {exc!r}")
 
-    def _error(self, kind: str, detail: str, level: int = logging.WARNING) -> None:
+    def _error(self, kind: str, detail: str, level: int = logging.WARNING, *, notify: bool = True) -> None:
         self._errors[kind] = self._errors.get(kind, 0) + 1
         self._last_error = f"{kind}: {detail}"
         log.log(level, "scanner %s", self._last_error)
+        if notify:
+            self._notify(kind, detail)
+
+    def _notify(self, kind: str, detail: str) -> None:
+        if self._on_notice is None:
+            return
+        try:
+            self._on_notice(ScannerNotice(kind, detail))
+        except Exception:  # the listener's bug must not stop the scanner's thread
+            log.exception("scanner notice callback failed for %s", kind)

@@ -207,7 +207,7 @@ class PeersSection:
 class LaneConfig:
     lane: LaneSection = _spec()
     payments: PaymentsSection = _spec()
-    scanner: ScannerSection | None = _spec(default=None)  # the kiosk's scanner; `gate run` opens none
+    scanner: ScannerSection | None = _spec(default=None)  # the lane's scanner, for attendants' audits
     reader: ReaderSection = _spec()
     gpio: GpioSection = _spec()
     timings: TimingsSection = _spec(default_factory=TimingsSection)
@@ -223,10 +223,11 @@ class LaneConfig:
 EXAMPLE = Path(__file__).resolve().parent.parent / "config" / "lane.example.toml"
 
 
-def example_with(**sections: dict[str, Any]) -> str:
+def example_with(**sections: dict[str, Any] | None) -> str:
     """The documented example config with `sections` laid over it, as TOML text (demo, bench, tests).
 
-    Keys are merged into the example's tables, so a misspelt override is still refused when loaded.
+    Keys are merged into the example's tables, so a misspelt override is still refused when loaded. A
+    section given as None is left out (an optional one, such as [scanner] on a machine with no scanner).
     """
     return overlay(EXAMPLE, **sections)
 
@@ -235,7 +236,10 @@ def overlay(example: Path, **sections: dict[str, Any]) -> str:
     """The TOML file `example` with `sections` merged into its tables, as TOML text."""
     data = tomllib.loads(example.read_text())
     for name, values in sections.items():
-        data.setdefault(name, {}).update(values)
+        if values is None:
+            data.pop(name, None)
+        else:
+            data.setdefault(name, {}).update(values)
     lines: list[str] = []
     for name, table in data.items():
         arrays = {k: v for k, v in table.items() if isinstance(v, list) and v and isinstance(v[0], dict)}

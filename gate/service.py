@@ -1,5 +1,6 @@
 """A lane assembled from its config: store, keys, reader, gate I/O, forwarder, the link to the other lanes
-of the store, and the lane itself.
+of the store, the scanner for attendants' audits (when the config has a [scanner] section), and the lane
+itself.
 
 The hardware is injected (a reader, a pin factory) so that tests, the demo and the bench build the very
 same lane as `selfcheckout gate run` on a Pi, with stand-ins where the hardware would be.
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from drivers.gate_io import GateIO
+from drivers.scanner import BarcodeScanner
 from gate.config import LaneConfig
 from gate.errors import SetupError
 from gate.forwarder import Forwarder
@@ -37,6 +39,7 @@ class LaneService:
     lane: Lane
     forwarder: Forwarder | None
     peers: PeerLink | None = None
+    scanner: BarcodeScanner | None = None  # for attendants' audits, when the config has [scanner]
 
     def health(self) -> dict[str, Any]:
         reader_health = getattr(self.reader, "health", None)
@@ -44,6 +47,7 @@ class LaneService:
             "lane": self.lane.health(),
             "gate_io": self.io.health(),
             "reader": reader_health() if reader_health else None,
+            "scanner": self.scanner.health() if self.scanner else None,
             "forwarder": self.forwarder.status() if self.forwarder else None,
             "backlog": dataclasses.asdict(self.store.outbox_backlog()),
             "peers": self.peers.status() if self.peers else None,
@@ -127,7 +131,16 @@ def open_lane(
             **lane_overrides,
         )
         stack.callback(lane.close)
-        yield LaneService(config, store, io, reader, lane, forwarder, peers)
+        scanner = None
+        if config.scanner is not None:  # closed before the lane: no scan arrives at a closed lane
+            scanner = stack.enter_context(
+                BarcodeScanner(
+                    **dataclasses.asdict(config.scanner),
+                    on_scan=lane.on_scan,
+                    on_notice=lane.on_scanner_notice,
+                )
+            )
+        yield LaneService(config, store, io, reader, lane, forwarder, peers, scanner)
 
 
 def _each(calls: list[Callable[[], None]]) -> Callable[[], None]:

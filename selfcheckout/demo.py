@@ -52,14 +52,15 @@ GOUDA_412G = "2100231004124"  # weight-embedded EAN-13: item 00231, 412 g
 
 def lane_config_text(*, database: Path, gate_key: Path, ps_key: Path, ps_url: str, **sections: Any) -> str:
     """The example config with this machine's paths and the demo's short timings (`sections` on top)."""
-    base: dict[str, dict[str, Any]] = {
+    base: dict[str, dict[str, Any] | None] = {
+        "scanner": None,  # the demo's lane has no scanner of its own
         "lane": {"database": str(database), "gate_key_file": str(gate_key)},
         "payments": {"url": ps_url, "public_key_files": [str(ps_key)]},
         "timings": {"open_timeout_s": 2.0, "denied_display_ms": 100},
         "forwarder": {"backoff_base_ms": 50, "backoff_cap_ms": 400, "sync_interval_s": 1.0},
     }
     for name, values in sections.items():
-        base.setdefault(name, {}).update(values)
+        base[name] = {**(base.get(name) or {}), **values}
     return lane_config.example_with(**base)
 
 

@@ -13,7 +13,7 @@ import pytest
 import serial
 
 from drivers.errors import InvalidArgument
-from drivers.scanner import BarcodeScanner, Scan
+from drivers.scanner import BarcodeScanner, Scan, ScannerNotice
 from gate.config import ScannerSection
 from tests.fixtures.standins import PtyPair
 
@@ -212,3 +212,23 @@ def test_bad_settings() -> None:
         BarcodeScanner("loop://", terminator="TAB")
     with pytest.raises(InvalidArgument, match="max_line"):
         BarcodeScanner("loop://", max_line=0)
+
+
+def test_notices_tell_each_thing_the_port_did_once(pty_pair: PtyPair) -> None:
+    notices: list[ScannerNotice] = []
+    with BarcodeScanner(str(pty_pair.device), reconnect_max_s=0.1, on_notice=notices.append) as scanner:
+        wait_until(lambda: scanner.health()["connected"])
+        pty_pair.write(b"\xff\xfejunk\r")
+        wait_until(lambda: len(notices) == 2)
+        pty_pair.kill()
+        wait_until(lambda: scanner.health()["errors"].get("open-failed", 0) >= 3)
+        pty_pair.start()
+        wait_until(lambda: scanner.health()["reconnects"] == 1)
+    assert [n.kind for n in notices] == [
+        "connected",
+        "invalid-bytes",
+        "port-lost",
+        "open-failed",
+        "reconnected",
+    ]
+    assert "0xFF" in notices[1].detail and str(pty_pair.device) in notices[-1].detail

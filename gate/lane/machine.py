@@ -22,6 +22,7 @@ from typing import Any
 from drivers.errors import DriverError, PhoneError
 from drivers.gate_io import BuzzerPattern, GateEvent, GateEventKind
 from gate.errors import GateError, LaneError
+from gate.lane.auditing import LaneAudits
 from gate.lane.outcomes import LaneState, LaneTimings, Opening, TapOutcome
 from gate.lane.ports import GateIOLike, LaneStore, PhoneSessionLike, ReaderLike
 from gate.legality import (
@@ -36,6 +37,7 @@ from gate.legality import (
 from gate.notify import Notifier
 from gate.protocol.commands import INS_CHALLENGE, INS_RECEIPT
 from gate.protocol.keys import SigningKey, TrustedKeys
+from gate.store.records import AuditRecord
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +58,7 @@ ATTENDANT_WAIT_S = 600.0  # how long an attendant may take to approve a list the
 MAX_AWAITING = 32
 
 
-class Lane:
+class Lane(LaneAudits):
     """One exit lane: its state machine, driven by taps on the reader and by the gate's inputs."""
 
     def __init__(
@@ -104,6 +106,7 @@ class Lane:
         self._stop = threading.Event()
         self.last_turn = monotonic()
         self.last_outcome: TapOutcome | None = None  # the panel's "last tap"
+        self._init_audits()
         self.io.secure()
         self.io.lights()
 
@@ -154,6 +157,7 @@ class Lane:
                 "maintenance": self._maintenance,
                 "fault": self._fault,
                 "open_for": self._opening.list_id.hex() if self._opening and self._opening.list_id else None,
+                "audit": self._audit.list_id.hex() if self._audit else None,
                 "last_turn_age_s": round(self.monotonic() - self.last_turn, 3),
             }
 
@@ -396,6 +400,7 @@ class Lane:
             trusted=self.trusted,
             gate=self.gate,
         )
+        decision = self._apply_audit_request(decision, state_at_tap)
         t2 = time.perf_counter()
         steps["verify"] = t2 - t1
         verdict, charged, opened = self._act(decision, state_at_tap, steps, t2)
@@ -472,6 +477,8 @@ class Lane:
                 self._awaiting[decision.list_id] = (decision, self.monotonic())
                 while len(self._awaiting) > MAX_AWAITING:
                     del self._awaiting[next(iter(self._awaiting))]
+                if self._after_attendant_verdict(decision):
+                    return decision.verdict, False, False
         self._show_denial()
         return decision.verdict, False, False
 
@@ -484,11 +491,12 @@ class Lane:
                 del self._awaiting[list_id]
             return [decision for decision, _ in self._awaiting.values()]
 
-    def approve(self, list_id: bytes, attendant: str) -> None:
+    def approve(self, list_id: bytes, attendant: str, *, audit: AuditRecord | None = None) -> None:
         """An attendant checked the shopper's goods: commit the charge with their name, then open.
 
         Under the lane's lock, like a tap's pass, so the two never share one opening; the store state
         (deny lists, used lists, consumed holds) is read again, since the decision may be minutes old.
+        A list the check sent to an audit is let out by its audit (`audit`, written with the charge).
         """
         self.awaiting_attendant()  # drops the stale ones
         with self._lock:
@@ -496,6 +504,10 @@ class Lane:
             if waiting is None:
                 raise LaneError(f"no attendant check is waiting for list {list_id.hex()}")
             decision = waiting[0]
+            if audit is None and self._audit is not None:
+                raise LaneError(f"an audit of list {self._audit.list_id.hex()} is in progress: end it first")
+            if audit is None and self.audit_required(list_id, decision):
+                raise LaneError(f"list {list_id.hex()} was picked for an audit: re-scan the basket first")
             if self._fire_alarm or self._maintenance is not None or self._fault is not None:
                 raise LaneError(f"the lane is not in service ({self._state}): approve once it is")
             if self._opening is not None:
@@ -520,7 +532,7 @@ class Lane:
             steps: dict[str, float] = {}
             t = time.perf_counter()
             charge = build_charge(decision, self.gate_key).encode()
-            self.store.record_pass(decision, charge, attendant=attendant, timings=steps)
+            self.store.record_pass(decision, charge, attendant=attendant, timings=steps, audit=audit)
             del self._awaiting[list_id]
             t = _lap(steps, "commit", t)
             self._event(
@@ -534,13 +546,17 @@ class Lane:
         self._save_events()
 
     def _refusal(self, decision: Decision, state_at_tap: LaneState) -> tuple[str, str] | None:
-        """A lane that cannot take a pass now answers without judging: emergency, maintenance, busy, fault."""
+        """A lane that cannot take a pass now answers without judging: emergency, maintenance, busy, fault,
+        an audit in progress."""
         if self._fire_alarm:
             return "emergency", "fire alarm: taps are not charged while the gate is held open"
         if self._maintenance is not None:
             return "deny", f"lane in maintenance ({self._maintenance})"
         if self._fault is not None:
             return "deny", f"lane fault: {self._fault}"
+        auditing = self._audit_refusal(decision)
+        if auditing is not None:
+            return auditing
         opening = self._opening
         if (opening is not None and opening.list_id != decision.list_id) or (
             state_at_tap in (LaneState.OPEN, LaneState.CLOSING) and opening is None

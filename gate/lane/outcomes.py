@@ -16,6 +16,7 @@ class LaneState(enum.StrEnum):
     OPEN = "open"
     CLOSING = "closing"
     DENIED = "denied"
+    AUDIT = "audit"  # the gate held while an attendant re-scans the basket
     EMERGENCY = "emergency"
     MAINTENANCE = "maintenance"
     FAULT = "fault"

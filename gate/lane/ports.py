@@ -10,6 +10,7 @@ from typing import Any, Protocol
 from drivers.gate_io import BuzzerPattern, GateEvent
 from gate.catalog import Catalog
 from gate.legality import Decision, StoreState
+from gate.store.records import AuditRecord
 
 
 class PhoneSessionLike(Protocol):
@@ -46,7 +47,9 @@ class LaneStore(StoreState, Catalog, Protocol):
         *,
         attendant: str | None = None,
         timings: Mapping[str, float] | None = None,
+        audit: AuditRecord | None = None,
     ) -> None: ...
+    def record_audit(self, audit: AuditRecord) -> None: ...
     def record_denial(self, decision: Decision, *, timings: Mapping[str, float] | None = None) -> None: ...
     def record_event(self, kind: str, detail: str, data: Mapping[str, Any] | None = None) -> None: ...
     def passed_list_body(self, list_id: bytes) -> bytes | None: ...

@@ -5,7 +5,7 @@ lists, decision events (with reasons and per-step timings), and the charge outbo
 
 Modules: `database` (connections, transactions, checkpoints), `catalog`, `decisions` (the pass
 transaction, denials, lane events), `outbox`, `feed`, `peers` (what the lanes of one store tell each
-other), `records` (what reads return), `migrations`.
+other), `audits` (attendants' re-scans), `records` (what reads return), `migrations`.
 
 Durability. Every connection runs in WAL mode with `PRAGMA synchronous=FULL`, so a COMMIT returns only once
 the WAL is on disk. `record_pass` writes the facts of a pass (list used, hold consumed, event, outbox
@@ -27,16 +27,18 @@ from __future__ import annotations
 
 from gate.catalog import PriceChange
 from gate.legality.check import Backlog, StateFacts
+from gate.store.audits import AuditTables
 from gate.store.catalog import CatalogTables
 from gate.store.database import StoreError
 from gate.store.decisions import DecisionTables
 from gate.store.feed import FeedTables
 from gate.store.outbox import OUTBOX_STATES, OutboxTable
 from gate.store.peers import OwnPass, PeerTables
-from gate.store.records import Event, ImportResult, LaneEvent, OutboxEntry
+from gate.store.records import AuditRecord, Event, ImportResult, LaneEvent, OutboxEntry
 
 __all__ = [
     "OUTBOX_STATES",
+    "AuditRecord",
     "Backlog",
     "Event",
     "GateStore",
@@ -50,5 +52,5 @@ __all__ = [
 ]
 
 
-class GateStore(CatalogTables, DecisionTables, OutboxTable, FeedTables, PeerTables):
+class GateStore(CatalogTables, DecisionTables, OutboxTable, FeedTables, PeerTables, AuditTables):
     """The gate's SQLite database. `GateStore(":memory:")` or `GateStore(path)`; a context manager."""

@@ -18,8 +18,9 @@ from gate.errors import DecodeError
 from gate.legality.check import Backlog, StateFacts
 from gate.protocol import encoding
 from gate.protocol.documents import Charge, ExitPresentation
+from gate.store.audits import insert_audit
 from gate.store.database import LANE_CHECKPOINT_AFTER, StoreBase, StoreError
-from gate.store.records import Event, LaneEvent
+from gate.store.records import AuditRecord, Event, LaneEvent
 
 if TYPE_CHECKING:
     from gate.legality.check import Decision
@@ -58,8 +59,10 @@ class DecisionTables(StoreBase):
         *,
         attendant: str | None = None,
         timings: Mapping[str, float] | None = None,
+        audit: AuditRecord | None = None,
     ) -> None:
-        """The one durable transaction of a pass: list used, hold consumed, event, charge in the outbox.
+        """The one durable transaction of a pass: list used, hold consumed, event, charge in the outbox
+        (and, after an attendant's audit, the audit with its scanned list).
 
         Returns only once all four are committed (synchronous=FULL); only then may the gate open. Refuses
         (StoreError, nothing written) a decision that does not let the shopper out, a charge that is not
@@ -94,6 +97,8 @@ class DecisionTables(StoreBase):
                 "INSERT INTO peer_outbox (list_id, hold, shopper, shopper_key, at) VALUES (?, ?, ?, ?, ?)",
                 [slist.list, p.voucher.doc.hold, p.voucher.doc.shopper, p.voucher.doc.shopper_key, at],
             )
+            if audit is not None:
+                insert_audit(db, audit)
         self._checkpoint_if(LANE_CHECKPOINT_AFTER)
 
     def record_denial(self, decision: Decision, *, timings: Mapping[str, float] | None = None) -> None:

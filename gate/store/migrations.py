@@ -171,11 +171,39 @@ def m004_peers(db: Database) -> None:
         db.execute(statement)
 
 
+def m005_audits(db: Database) -> None:
+    """Attendants' audits: the scanned basket beside the signed list (gate.store.audits)."""
+    db.execute(
+        """
+        CREATE TABLE audits (
+            id INTEGER PRIMARY KEY,
+            list_id BLOB NOT NULL,
+            started_at REAL NOT NULL,
+            ended_at REAL NOT NULL,
+            outcome TEXT NOT NULL CHECK (outcome IN ('let_out', 'manager')),
+            attendant TEXT NOT NULL,
+            asked_by TEXT,
+            reasons TEXT NOT NULL,
+            listed_total INTEGER NOT NULL,
+            scanned_total INTEGER NOT NULL,
+            difference INTEGER NOT NULL,
+            unpriced INTEGER NOT NULL,
+            currency TEXT NOT NULL,
+            scanned TEXT NOT NULL,
+            lines TEXT NOT NULL,
+            notes TEXT NOT NULL
+        )
+        """
+    )
+    db.execute("CREATE INDEX audits_list ON audits (list_id)")
+
+
 MIGRATIONS: tuple[Callable[[Database], None], ...] = (
     m001_initial,
     m002_events_by_list,
     m003_catalog_bounds,
     m004_peers,
+    m005_audits,
 )
 
 

@@ -60,3 +60,25 @@ class ImportResult:
     products_added: int
     prices_added: int
     seconds: float
+
+
+@dataclass(frozen=True)
+class AuditRecord:
+    """An attendant's audit as recorded: the scanned list beside the signed one (by its list id)."""
+
+    list_id: bytes
+    started_at: float
+    ended_at: float
+    outcome: str  # "let_out" or "manager"
+    attendant: str  # who ended it
+    asked_by: str | None  # the attendant who asked for it; None when the check sent the list
+    reasons: tuple[str, ...]  # the decision's reason codes
+    listed_total: int
+    scanned_total: int
+    difference: int  # money of the basket beyond the list (negative: short of it)
+    unpriced: int  # scanned units with no catalog price
+    currency: str
+    scanned: tuple[str, ...]  # the codes scanned, in order
+    lines: tuple[dict[str, Any], ...]  # scanned against listed, per product
+    notes: tuple[str, ...]  # unreadable scans and the scanner's troubles during the audit
+    id: int | None = None
