@@ -71,6 +71,8 @@ def node_config(node: NodeAddress, store_dir: Path, routes: Sequence[NodeAddress
             "cluster {",
             f'  name: "{CLUSTER_NAME}"',
             f'  listen: "{node.host}:{node.cluster_port}"',
+            # A lane uses the nodes its [peers] servers lists, never others learnt from the cluster.
+            "  no_advertise: true",
             "  routes: [" + ", ".join(f'"{r.route}"' for r in others) + "]",
             "}",
         ]
