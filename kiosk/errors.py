@@ -7,10 +7,6 @@ class KioskError(Exception):
     """Root of every error raised by the kiosk package."""
 
 
-class KioskConfigError(KioskError, ValueError):
-    """The kiosk's config file is unreadable or holds a value outside what is accepted (names the key)."""
-
-
 class CatalogUnavailable(KioskError, ConnectionError):
     """The store's signed catalog could not be fetched or did not verify; the kiosk keeps what it has."""
 

@@ -16,6 +16,8 @@ from gate.cli import config as config_group
 from gate.cli import doctor_command
 from gate.cli import gate as gate_group
 from gate.errors import GateError
+from kiosk.cli import kiosk_group
+from kiosk.errors import KioskError
 from payments.cli import group as payments_group
 from phone.cli import phone_group
 from phone.errors import PhoneError
@@ -28,7 +30,7 @@ class _Root(click.Group):
     def invoke(self, ctx: click.Context):  # type: ignore[override]
         try:
             return super().invoke(ctx)
-        except (GateError, DriverError, PhoneError) as exc:
+        except (GateError, DriverError, PhoneError, KioskError) as exc:
             raise click.ClickException(str(exc)) from exc
 
 
@@ -40,6 +42,7 @@ def main() -> None:
 
 main.add_command(config_group, "config")
 main.add_command(gate_group, "gate")
+main.add_command(kiosk_group, "kiosk")
 main.add_command(payments_group, "payments")
 main.add_command(phone_group, "phone")
 main.add_command(demo_command)

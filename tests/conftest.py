@@ -10,4 +10,5 @@ pytest_plugins = [
     "tests.fixtures.lane",  # after store: it imports it
     "tests.fixtures.panel",  # after lane: it imports it
     "tests.fixtures.nats",  # after lane: it imports it
+    "tests.fixtures.kiosk",
 ]
