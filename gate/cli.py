@@ -120,6 +120,36 @@ def gate_import_catalog(csv_file: Path, config_path: Path, valid_from: int | Non
     )
 
 
+@gate.command("requeue")
+@click.option("--config", "config_path", required=True, type=click.Path(path_type=Path), help="Lane config.")
+@click.option("--all", "every", is_flag=True, help="Every flagged charge (else name them with --charge).")
+@click.option("--charge", "charges", multiple=True, help="A flagged charge id (32 hex digits).")
+def gate_requeue(config_path: Path, every: bool, charges: tuple[str, ...]) -> None:
+    """Send flagged charges to the payment system again, after fixing what refused them.
+
+    The running lane's forwarder picks them up at its next round.
+    """
+    import time
+
+    from gate.store import GateStore
+
+    if every == bool(charges):
+        raise click.UsageError("give either --all or one or more --charge")
+    cfg = lane_config.load(config_path, check_key_files=False)
+    with GateStore(cfg.lane.database) as store:
+        if every:
+            count = store.outbox_requeue_flagged(time.time())
+        else:
+            for charge in charges:
+                try:
+                    charge_id = bytes.fromhex(charge)
+                except ValueError as exc:
+                    raise click.UsageError(f"--charge {charge!r} is not hex") from exc
+                store.outbox_requeue(charge_id, time.time())
+            count = len(charges)
+    click.echo(f"{count} flagged charge(s) queued to send again")
+
+
 @gate.command("keygen")
 @click.argument("path", type=click.Path(path_type=Path, dir_okay=False))
 @click.option("--force", is_flag=True, help="Overwrite an existing key.")

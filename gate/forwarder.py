@@ -4,24 +4,32 @@ Everything it knows is in the outbox (gate.store): a restart, a power cut or a S
 request loses nothing, because a charge leaves the `pending` state only once the payment system's answer is
 recorded. Sending the same charge again is safe: the payment system is idempotent by charge id.
 
-How an answer is classified (docs/payments-api.md, "For gate integrators"):
+Charges go in batches (`POST /v1/charges` with `{"charges": [...]}`, docs/payments-api.md). `classify`
+is the one place an answer becomes an outbox state:
 
-| answer                                    | outbox             | why                                   |
-|-------------------------------------------|--------------------|---------------------------------------|
-| 2xx with a deduction notice that verifies | outbox_settled     | the payment system took it            |
-| 409, or another 4xx (not 408/425/429)     | outbox_flag        | resending cannot help: a technician   |
-| 5xx, 408, 425, 429, timeout, refused      | outbox_retry_later | the PS or its bank is down: back off  |
+| answer for a charge                                    | outbox      | why                                 |
+|--------------------------------------------------------|-------------|-------------------------------------|
+| `accepted`                                             | accepted    | recorded; the notice comes later    |
+| `settled` with a deduction notice that verifies        | settled     | the payment system took it          |
+| `refused` with a charge-refusal that verifies for this | flagged     | the PS stands behind it: technician |
+| body                                                   |             |                                     |
+| anything else: 5xx, a 4xx without a signed refusal (a  | retry later | it may pass next time: back off     |
+| proxy, a captive portal), timeout, refused, garbage    |             |                                     |
+
+An accepted charge's notice is pulled in batches (`POST /v1/notices`) until it arrives.
 
 Backoff is exponential with full jitter: after the n-th failed attempt of a charge the next one is due a
-uniformly random time in [0, min(cap, base * 2**n)]. The same rule pauses the whole forwarder after a
-round in which the payment system could not be reached, so a dead server is not hammered with every
-queued charge. One request at a time, so never two requests for one charge. Between rounds it pulls the
-feed (deny lists, consumed holds, prices; gate.sync) every `sync_interval_s`.
+uniformly random time in [0, min(cap, base * 2**n)]. The same rule pauses sending after a round in which
+the payment system could not be reached, so a dead server is not hammered with every queued charge. The
+feed (deny lists, consumed holds, prices; gate.sync) is pulled every `sync_interval_s`; when it fails the
+next pull is again about `sync_interval_s` away (with jitter, so a store's gates spread out), whether or
+not charges are waiting. One request at a time, so never two requests for one charge.
 """
 
 from __future__ import annotations
 
 import base64
+import hashlib
 import logging
 import random
 import threading
@@ -34,7 +42,7 @@ import requests
 
 from gate.errors import GateError, ProtocolError
 from gate.http import environment_session
-from gate.protocol.documents import DeductionNotice, open_signed
+from gate.protocol.documents import ChargeRefusal, DeductionNotice, open_signed
 from gate.protocol.keys import TrustedKeys
 from gate.store import GateStore, OutboxEntry
 from gate.sync import SyncError, SyncResult, sync_feed
@@ -44,8 +52,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-RETRYABLE_4XX = frozenset({408, 425, 429})
 MAX_ERROR_CHARS = 500
+NOTICE_BATCH = 500
 
 
 def full_jitter(attempt: int, base_s: float, cap_s: float, rng: random.Random) -> float:
@@ -54,13 +62,47 @@ def full_jitter(attempt: int, base_s: float, cap_s: float, rng: random.Random) -
     return rng.uniform(0.0, ceiling)
 
 
-def classify(status: int) -> str:
-    """'settled', 'retry' or 'flag' for an HTTP status from POST /v1/charges."""
-    if 200 <= status < 300:
-        return "settled"
-    if status >= 500 or status in RETRYABLE_4XX or status < 200:
-        return "retry"
-    return "flag"
+@dataclass(frozen=True)
+class Verdict:
+    """What one answer means for one charge: `result` and, for the outbox, the notice or the reason."""
+
+    result: str  # "accepted", "settled", "flagged" or "retry"
+    detail: str
+    notice: bytes = b""
+
+
+def classify(
+    body: bytes, charge_id: bytes, answer: Any, *, trusted: TrustedKeys, store_id: str, status: int | None
+) -> Verdict:
+    """The outbox state one charge's answer leads to (the table in the module docstring).
+
+    `answer` is this charge's entry of the batch answer (a dict), or None when no usable answer came;
+    `status` is the HTTP status of the whole response (None: no response).
+    """
+    where = f"{status}" if status is not None else "no answer"
+    if not isinstance(answer, dict):
+        return Verdict("retry", f"{where}: no answer for this charge")
+    state = answer.get("status")
+    try:
+        if state == "accepted":
+            return Verdict("accepted", "accepted")
+        if state == "settled":
+            raw = base64.b64decode(answer["notice"], validate=True)
+            signed = open_signed(raw, DeductionNotice)
+            notice = signed.verify_with(trusted.get(signed.kid))
+            if notice.charge != charge_id:
+                raise ProtocolError("the notice is for another charge")
+            return Verdict("settled", "settled", raw)
+        if state == "refused":
+            raw = base64.b64decode(answer["refusal"], validate=True)
+            signed_refusal = open_signed(raw, ChargeRefusal)
+            refusal = signed_refusal.verify_with(trusted.get(signed_refusal.kid))
+            if refusal.body_hash != hashlib.sha256(body).digest() or refusal.store != store_id:
+                raise ProtocolError("the refusal is for another charge or store")
+            return Verdict("flagged", f"{refusal.code}: {refusal.message}"[:MAX_ERROR_CHARS])
+    except (ValueError, KeyError, TypeError, ProtocolError) as exc:
+        return Verdict("retry", f"{where}: an answer that does not verify ({exc})"[:MAX_ERROR_CHARS])
+    return Verdict("retry", f"{where}: {str(answer)[:200]}")
 
 
 @dataclass(frozen=True)
@@ -68,7 +110,7 @@ class Outcome:
     """What one attempt of one charge came to."""
 
     charge_id: bytes
-    result: str  # "settled", "retry" or "flagged"
+    result: str  # "accepted", "settled", "flagged" or "retry"
     status: int | None  # HTTP status, None when no answer came
     detail: str
     next_attempt_at: float | None = None
@@ -92,8 +134,9 @@ class Forwarder:
         backoff_base_s: float = 0.5,
         backoff_cap_s: float = 60.0,
         sync_interval_s: float | None = 60.0,
-        batch: int = 20,
+        batch: int = 200,
         idle_poll_s: float = 1.0,
+        notice_poll_s: float = 2.0,
         rng: random.Random | None = None,
         clock: Callable[[], float] = time.time,
         session: requests.Session | None = None,
@@ -110,6 +153,9 @@ class Forwarder:
         self.sync_interval_s = sync_interval_s
         self.batch = batch
         self.idle_poll_s = idle_poll_s
+        self.notice_poll_s = notice_poll_s
+        self._next_notices = 0.0
+        self._awaiting_notices = False
         self.rng = rng or random.Random()
         self.clock = clock
         self.session = session or environment_session(self.url)
@@ -139,39 +185,57 @@ class Forwarder:
         settings.update(overrides)
         return cls(store, **settings)
 
-    # -- one charge -----------------------------------------------------------------------------------
+    # -- a batch of charges ---------------------------------------------------------------------------
 
-    def send(self, entry: OutboxEntry) -> Outcome:
-        """One attempt of one charge, its answer classified and recorded in the outbox."""
-        body = {"charge": base64.b64encode(entry.body).decode("ascii")}
+    def send(self, entries: list[OutboxEntry]) -> list[Outcome]:
+        """One request carrying these charges; each answer classified and recorded in the outbox."""
+        body = {"charges": [base64.b64encode(e.body).decode("ascii") for e in entries]}
+        status: int | None = None
+        answers: list[Any] = [None] * len(entries)
         try:
             response = self.session.post(self.url + "/v1/charges", json=body, timeout=self.timeout_s)
         except requests.RequestException as exc:
-            return self._retry(entry, None, f"no answer: {type(exc).__name__}: {_short(exc)}")
-        status = response.status_code
-        verdict = classify(status)
-        if verdict == "settled":
-            try:
-                notice = self._notice(entry, response)
-            except (ValueError, KeyError, TypeError, ProtocolError) as exc:
-                return self._retry(entry, status, f"answer {status} without a notice that verifies: {exc}")
-            self.store.outbox_settled(entry.charge_id, notice, self.clock())
-            return Outcome(entry.charge_id, "settled", status, "settled")
-        code, message = _error_of(response)
-        if verdict == "retry":
-            return self._retry(entry, status, f"{status} {code}: {message}")
-        reason = f"{status} {code}: {message}"[:MAX_ERROR_CHARS]
-        self.store.outbox_flag(entry.charge_id, reason)
-        log.warning("charge %s flagged for a technician: %s", entry.charge_id.hex(), reason)
-        return Outcome(entry.charge_id, "flagged", status, reason)
-
-    def _notice(self, entry: OutboxEntry, response: requests.Response) -> bytes:
-        raw = base64.b64decode(response.json()["notice"], validate=True)
-        signed = open_signed(raw, DeductionNotice)
-        notice = signed.verify_with(self.trusted.get(signed.kid))
-        if notice.charge != entry.charge_id:
-            raise ProtocolError("the notice is for another charge")
-        return raw
+            detail = f"no answer: {type(exc).__name__}: {_short(exc)}"
+        else:
+            status = response.status_code
+            code, message = _error_of(response)
+            detail = f"{status} {code}: {message}"
+            if status == 200:
+                try:
+                    results = response.json()["results"]
+                    if isinstance(results, list) and len(results) == len(entries):
+                        answers = results
+                except (ValueError, KeyError, TypeError):
+                    pass
+        outcomes: list[Outcome] = []
+        accepted: list[bytes] = []
+        settled: list[tuple[bytes, bytes]] = []
+        for entry, answer in zip(entries, answers, strict=True):
+            verdict = classify(
+                entry.body,
+                entry.charge_id,
+                answer,
+                trusted=self.trusted,
+                store_id=self.store_id,
+                status=status,
+            )
+            if verdict.result == "retry":
+                outcomes.append(self._retry(entry, status, detail if answer is None else verdict.detail))
+                continue
+            if verdict.result == "accepted":
+                accepted.append(entry.charge_id)
+            elif verdict.result == "settled":
+                settled.append((entry.charge_id, verdict.notice))
+            else:
+                self.store.outbox_flag(entry.charge_id, verdict.detail)
+                log.warning("charge %s flagged for a technician: %s", entry.charge_id.hex(), verdict.detail)
+            outcomes.append(Outcome(entry.charge_id, verdict.result, status, verdict.detail))
+        now = self.clock()
+        if accepted:
+            self.store.outbox_accepted(accepted, now)
+        if settled:
+            self.store.outbox_settled_many(settled, now)
+        return outcomes
 
     def _retry(self, entry: OutboxEntry, status: int | None, error: str) -> Outcome:
         error = error[:MAX_ERROR_CHARS]
@@ -180,19 +244,44 @@ class Forwarder:
         self.last_error = error
         return Outcome(entry.charge_id, "retry", status, error, at)
 
+    def collect_notices(self) -> int:
+        """Ask for the notices of accepted charges, oldest first; how many arrived (SyncError: no answer)."""
+        waiting = self.store.outbox_awaiting_notice(NOTICE_BATCH)
+        if not waiting:
+            return 0
+        body = {"charges": [c.hex() for c in waiting]}
+        try:
+            response = self.session.post(self.url + "/v1/notices", json=body, timeout=self.timeout_s)
+            found = response.json()["notices"] if response.status_code == 200 else None
+        except (requests.RequestException, ValueError, KeyError, TypeError) as exc:
+            raise SyncError(f"notices: the payment system did not answer ({type(exc).__name__})") from exc
+        if not isinstance(found, list):
+            raise SyncError(f"notices: the payment system answered {response.status_code}")
+        wanted = set(waiting)
+        settled = []
+        for item in found:
+            try:
+                charge_id = bytes.fromhex(item["charge"])
+            except (KeyError, TypeError, ValueError):
+                continue
+            verdict = classify(
+                b"", charge_id, {**item, "status": "settled"}, trusted=self.trusted, store_id=self.store_id,
+                status=200,
+            )  # fmt: skip
+            if charge_id in wanted and verdict.result == "settled":
+                settled.append((charge_id, verdict.notice))
+        if settled:
+            self.store.outbox_settled_many(settled, self.clock())
+        return len(settled)
+
     # -- rounds ---------------------------------------------------------------------------------------
 
     def drain_once(self, limit: int | None = None) -> list[Outcome]:
-        """Send the due charges once each, oldest first; stop at the first one that must be retried."""
-        outcomes = []
-        for entry in self.store.outbox_due(self.clock(), limit or self.batch):
-            if self._stopping.is_set():
-                break
-            outcome = self.send(entry)
-            outcomes.append(outcome)
-            if outcome.result == "retry":
-                break
-        return outcomes
+        """Send the due charges (one batch), oldest first; the outcome of each."""
+        if self._stopping.is_set():
+            return []
+        entries = self.store.outbox_due(self.clock(), limit or self.batch)
+        return self.send(entries) if entries else []
 
     def sync_once(self) -> SyncResult:
         """Pull the feed up to the latest version (SyncError if the PS is unreachable or the feed is bad)."""
@@ -237,6 +326,8 @@ class Forwarder:
                 waits.append(self._pause_until - now)
             if self.sync_interval_s is not None:
                 waits.append(max(0.0, self._next_sync - now))
+            if self._awaiting_notices:
+                waits.append(max(0.0, self._next_notices - now))
             if self._wake.wait(min(waits)):
                 self._wake.clear()
 
@@ -245,28 +336,38 @@ class Forwarder:
         if self.sync_interval_s is not None and now >= self._next_sync:
             try:
                 self.sync_once()
-                self._next_sync = now + self.sync_interval_s
             except (SyncError, GateError) as exc:
+                if self.last_sync_error != str(exc):
+                    log.info("feed sync failed: %s", exc)
                 self.last_sync_error = str(exc)
-                log.info("feed sync failed: %s", exc)
-                retry = full_jitter(
-                    self.unreachable_streak, self.backoff_base_s, self.backoff_cap_s, self.rng
-                )
-                self._next_sync = now + min(self.sync_interval_s, max(retry, self.backoff_base_s))
+            # Unreachable or not, the next pull is one feed interval away, spread by jitter.
+            self._next_sync = now + self.sync_interval_s * self.rng.uniform(0.8, 1.2)
         if now < self._pause_until:
             return
         while not self._stopping.is_set():
             outcomes = self.drain_once()
-            if outcomes and outcomes[-1].result == "retry":
-                self._pause_until = self.clock() + full_jitter(
-                    self.unreachable_streak, self.backoff_base_s, self.backoff_cap_s, self.rng
-                )
-                self.unreachable_streak += 1
+            if any(o.result == "retry" for o in outcomes):
+                self._unreachable()
                 return
             if outcomes:
                 self.unreachable_streak = 0
             if len(outcomes) < self.batch:
+                break
+        self._awaiting_notices = bool(self.store.outbox_awaiting_notice(1))
+        if self._awaiting_notices and self.clock() >= self._next_notices:
+            try:
+                self.collect_notices()
+            except SyncError as exc:
+                self.last_error = str(exc)
+                self._unreachable()
                 return
+            self._next_notices = self.clock() + self.notice_poll_s
+
+    def _unreachable(self) -> None:
+        self._pause_until = self.clock() + full_jitter(
+            self.unreachable_streak, self.backoff_base_s, self.backoff_cap_s, self.rng
+        )
+        self.unreachable_streak += 1
 
     def stop(self, timeout: float | None = None) -> None:
         """Stop the thread after the request in flight (if any); the outbox keeps everything else."""

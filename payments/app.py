@@ -23,8 +23,8 @@ from werkzeug.exceptions import HTTPException
 
 from payments.context import PaymentsConfig
 from payments.errors import BadRequest, BankUnavailable, Forbidden, PaymentsError, Unauthorized
-from payments.system import PaymentSystem
-from payments.wire import b64, unb64
+from payments.system import ChargeRefused, PaymentSystem
+from payments.wire import b64, charge_id, unb64
 
 MAX_BODY_BYTES = 256 * 1024
 log = logging.getLogger(__name__)
@@ -39,7 +39,10 @@ def create_app(config: PaymentsConfig, *, system: PaymentSystem | None = None) -
     app.extensions["payments"] = system
 
     def body() -> dict[str, Any]:
-        data = request.get_json(silent=True)
+        try:
+            data = request.get_json(silent=True)
+        except RecursionError as exc:  # JSON nested thousands deep: the decoder gives up
+            raise BadRequest("the body is JSON nested too deep", code="bad_request") from exc
         if not isinstance(data, dict):
             raise BadRequest("the body must be a JSON object (Content-Type: application/json)")
         return data
@@ -62,12 +65,19 @@ def create_app(config: PaymentsConfig, *, system: PaymentSystem | None = None) -
 
     @app.errorhandler(PaymentsError)
     def payments_error(exc: PaymentsError):
+        if isinstance(exc, ChargeRefused):  # signed, so the gate can tell it from a proxy's 4xx
+            return jsonify(error=exc.code, message=exc.message, refusal=b64(exc.refusal)), exc.status
         return jsonify(error=exc.code, message=exc.message), exc.status
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):
         code = (exc.name or "error").lower().replace(" ", "_")
-        return jsonify(error=code, message=exc.description or exc.name), exc.code or 500
+        response = jsonify(error=code, message=exc.description or exc.name)
+        response.status_code = exc.code or 500
+        for name, value in exc.get_headers():  # e.g. 405's Allow
+            if name.lower() != "content-type":
+                response.headers[name] = value
+        return response
 
     @app.errorhandler(Exception)
     def internal_error(exc: Exception):
@@ -117,16 +127,29 @@ def create_app(config: PaymentsConfig, *, system: PaymentSystem | None = None) -
 
     @app.post("/v1/charges")
     def post_charge():
-        raw = unb64(body().get("charge"), "charge")
-        return stored(*system.take_charge(raw))
+        data = body()
+        if "charges" not in data:  # the older flow: one charge, settled while the gate waits
+            return stored(*system.take_charge(unb64(data.get("charge"), "charge")))
+        charges = data["charges"]
+        if not isinstance(charges, list) or not charges:
+            raise BadRequest("charges must be a non-empty list of base64 charges")
+        raws = [unb64(c, f"charges[{i}]") for i, c in enumerate(charges)]
+        return jsonify(results=[r.to_json() for r in system.receive_charges(raws)])
+
+    @app.post("/v1/notices")
+    def post_notices():
+        ids = body().get("charges")
+        if not isinstance(ids, list) or not 0 < len(ids) <= config.max_batch:
+            raise BadRequest(f"charges must be a list of 1..{config.max_batch} charge ids")
+        return jsonify(notices=system.notices([charge_id(c, "charges[]") for c in ids]))
 
     @app.get("/v1/feed")
     def get_feed():
         try:
-            since = int(request.args.get("since", "0"))
+            since = int(request.args["since"])
             nonce = bytes.fromhex(request.args.get("nonce", ""))
-        except ValueError as exc:
-            raise BadRequest("since must be an integer and nonce 64 hex digits") from exc
+        except (KeyError, ValueError) as exc:
+            raise BadRequest("since (an integer) and nonce (64 hex digits) are required") from exc
         if since < 0 or len(nonce) != 32:
             raise BadRequest("since must be >= 0 and nonce 64 hex digits (32 random bytes)")
         return jsonify(system.feed(since, nonce))

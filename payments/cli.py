@@ -79,6 +79,7 @@ def init(config_path: Path) -> None:
 def run(config_path: Path) -> None:
     """Serve the payment system's HTTP API with waitress, as the config says."""
     from payments import config as ps_config
+    from payments.app import MAX_BODY_BYTES as app_max_body
     from payments.app import create_app
     from payments.serving import serve
 
@@ -93,10 +94,14 @@ def run(config_path: Path) -> None:
     host, port = cfg.listen.host, cfg.listen.port
     banner = f"payment system for store {config.store_id} on http://{host}:{port} (key {config.key.key_id})"
     try:
-        serve(app, host, port, threads=cfg.listen.threads, banner=banner)
+        serve(app, host, port, threads=cfg.listen.threads, banner=banner, max_body=app_max_body)
     finally:
         stop.set()
         system.close()
+
+
+# Settlement threads of a served payment system: each takes a batch, calls the bank for it concurrently.
+SETTLE_WORKERS = 4
 
 
 def _settings(cfg: Any, *, with_key: bool) -> PaymentsConfig:
@@ -113,6 +118,7 @@ def _settings(cfg: Any, *, with_key: bool) -> PaymentsConfig:
         former_public_keys=tuple(read_public_key(p) for p in cfg.store.former_key_files),
         hold_ttl_s=cfg.timings.hold_ttl_s,
         charge_grace_s=cfg.timings.charge_grace_s,
+        settle_workers=SETTLE_WORKERS if with_key else 0,
     )
 
 
@@ -130,7 +136,8 @@ def _sweeper(system: PaymentSystem, interval: float, stop: threading.Event) -> N
 @click.option("--latency-ms", default=0, show_default=True, type=int, help="Delay of every bank call.")
 @click.option("--decline-rate", default=0.0, show_default=True, type=float, help="Share of holds declined.")
 @click.option("--seed", type=int, help="Seed of the random declines.")
-def bank(host: str, port: int, latency_ms: int, decline_rate: float, seed: int | None) -> None:
+@click.option("--threads", default=8, show_default=True, type=int, help="Calls served at once.")
+def bank(host: str, port: int, latency_ms: int, decline_rate: float, seed: int | None, threads: int) -> None:
     """Serve the simulated bank (POST /admin/faults switches outages and declines on and off)."""
     import random
 
@@ -138,7 +145,7 @@ def bank(host: str, port: int, latency_ms: int, decline_rate: float, seed: int |
     from payments.serving import serve
 
     sim = BankSimulator(latency_ms=latency_ms, decline_rate=decline_rate, rng=random.Random(seed))
-    serve(create_bank_app(sim), host, port, banner=f"simulated bank on http://{host}:{port}")
+    serve(create_bank_app(sim), host, port, threads=threads, banner=f"simulated bank on http://{host}:{port}")
 
 
 def _offline(database: Path) -> PaymentSystem:

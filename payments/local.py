@@ -42,7 +42,7 @@ from gate.protocol.documents import (
     sign,
 )
 from gate.protocol.keys import SigningKey
-from payments.app import create_app
+from payments.app import MAX_BODY_BYTES, create_app
 from payments.bank import HttpBank
 from payments.banksim import BankSimulator, create_bank_app
 from payments.context import PaymentsConfig
@@ -209,6 +209,7 @@ class LocalStack:
         bank_timeout_s: float = 5.0,
         **settings: Any,
     ) -> LocalStack:
+        settings.setdefault("settle_workers", 2)
         bank = LocalBank(latency_ms=bank_latency_ms)
         config = PaymentsConfig(
             database=str(folder / "payments.db") if folder else ":memory:",
@@ -221,7 +222,7 @@ class LocalStack:
             **settings,
         )
         system = PaymentSystem(config)
-        server = ServerThread(create_app(config, system=system), port=ps_port)
+        server = ServerThread(create_app(config, system=system), port=ps_port, max_body=MAX_BODY_BYTES)
         return cls(bank, system, server, admin_token=config.admin_token or "")
 
     def now(self) -> int:
@@ -276,7 +277,7 @@ class LocalStack:
     def up(self) -> None:
         """Serve again on the same port (nothing if it is serving)."""
         if self.server.closed:
-            self.server = ServerThread(self.app, port=self.server.port)
+            self.server = ServerThread(self.app, port=self.server.port, max_body=MAX_BODY_BYTES)
 
     def close(self) -> None:
         self.http.close()

@@ -22,7 +22,9 @@ from payments.errors import PaymentsError
 class ServerThread:
     """A WSGI app served on host:port until close()."""
 
-    def __init__(self, app: Any, host: str = "127.0.0.1", port: int = 0, *, threads: int = 8) -> None:
+    def __init__(
+        self, app: Any, host: str = "127.0.0.1", port: int = 0, *, threads: int = 8, max_body: int = 1 << 30
+    ) -> None:
         self.app = app
         self.host = host
         self._server = waitress.create_server(
@@ -32,6 +34,7 @@ class ServerThread:
             threads=threads,
             ident="selfcheckout",
             clear_untrusted_proxy_headers=True,
+            max_request_body_size=max_body,
         )
         self.port = int(self._server.effective_port)  # type: ignore[union-attr]
         self.url = f"http://{host}:{self.port}"
@@ -74,14 +77,19 @@ class ServerThread:
         self.close()
 
 
-def serve(app: Any, host: str, port: int, *, threads: int = 8, banner: str = "") -> None:
+def serve(
+    app: Any, host: str, port: int, *, threads: int = 8, banner: str = "", max_body: int = 1 << 30
+) -> None:
     """Serve app with waitress until interrupted (the `run` and `bank` commands); print banner once bound.
 
     A port another process holds, or an address not on this machine, is one PaymentsError line naming them.
+    `max_body`: waitress refuses a larger body (413) while reading it, before the app sees any of it.
     """
     logging.basicConfig()  # waitress's own warnings (a full task queue) reach the journal
     try:
-        server = waitress.create_server(app, host=host, port=port, threads=threads, ident="selfcheckout")
+        server = waitress.create_server(
+            app, host=host, port=port, threads=threads, ident="selfcheckout", max_request_body_size=max_body
+        )
     except OSError as exc:
         raise PaymentsError(f"cannot listen on {host}:{port}: {exc.strerror or exc}", code="listen") from exc
     if banner:

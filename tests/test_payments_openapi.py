@@ -95,5 +95,8 @@ def test_a_walk_through_every_operation_matches_the_schemas(payments_stack: Loca
         api.post("/v1/sweep")
         api.delete("/v1/gates/gate-77")
         api.get(f"/v1/notices/{os.urandom(16).hex()}", admin=False)
+        api.post("/v1/charges", json={"charges": [body64]}, admin=False)
+        api.post("/v1/notices", json={"charges": [charge.doc.charge.hex()]}, admin=False)
+        api.post("/v1/notices", json={"charges": []}, admin=False)
         api.post("/v1/charges", json={"charge": body64[:-8]}, admin=False)
     assert {(m, p) for m, p, _ in checker.seen} == operations()

@@ -198,12 +198,45 @@ def m005_audits(db: Database) -> None:
     db.execute("CREATE INDEX audits_list ON audits (list_id)")
 
 
+def m006_outbox_accepted(db: Database) -> None:
+    """A charge the payment system recorded but has not settled yet is `accepted`: it has left the queue of
+    what to send (and the offline budget), and waits for its notice. SQLite cannot widen a CHECK in place,
+    so the table is copied."""
+    db.execute(
+        """
+        CREATE TABLE outbox_new (
+            charge_id BLOB PRIMARY KEY,
+            body BLOB NOT NULL,
+            amount INTEGER NOT NULL,
+            currency TEXT NOT NULL,
+            created_at REAL NOT NULL,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            next_attempt_at REAL NOT NULL,
+            state TEXT NOT NULL CHECK (state IN ('pending', 'accepted', 'settled', 'flagged')),
+            last_error TEXT NOT NULL DEFAULT '',
+            settled_at REAL,
+            notice BLOB,
+            accepted_at REAL
+        )
+        """
+    )
+    columns = (
+        "charge_id, body, amount, currency, created_at, attempts, next_attempt_at, state, last_error,"
+        " settled_at, notice"
+    )
+    db.execute(f"INSERT INTO outbox_new ({columns}) SELECT {columns} FROM outbox ORDER BY rowid")
+    db.execute("DROP TABLE outbox")
+    db.execute("ALTER TABLE outbox_new RENAME TO outbox")
+    db.execute("CREATE INDEX outbox_due ON outbox (state, next_attempt_at, created_at)")
+
+
 MIGRATIONS: tuple[Callable[[Database], None], ...] = (
     m001_initial,
     m002_events_by_list,
     m003_catalog_bounds,
     m004_peers,
     m005_audits,
+    m006_outbox_accepted,
 )
 
 

@@ -1,4 +1,10 @@
-"""The charge outbox the forwarder drains: pending, settled, or flagged for a technician."""
+"""The charge outbox the forwarder drains.
+
+pending (to send) -> accepted (the payment system recorded it; it waits for its deduction notice) ->
+settled (the notice is here). A charge the payment system refused with a signed reason is flagged for a
+technician, who sends it again (one, or every flagged charge at once). The offline budget counts what the
+payment system does not have yet: pending and flagged.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +14,7 @@ from gate.legality.check import Backlog
 from gate.store.database import CHECKPOINT_EVERY, StoreBase, StoreError
 from gate.store.records import OutboxEntry
 
-OUTBOX_STATES = ("pending", "settled", "flagged")
+OUTBOX_STATES = ("pending", "accepted", "settled", "flagged")
 _OUTBOX_COLUMNS = (
     "charge_id, body, amount, currency, created_at, attempts, next_attempt_at, state, last_error"
 )
@@ -37,6 +43,35 @@ class OutboxTable(StoreBase):
             )
             _require_row(cursor, charge_id)
         self._checkpoint_if(CHECKPOINT_EVERY)
+
+    def outbox_accepted(self, charge_ids: list[bytes], at: float) -> None:
+        """The payment system recorded these charges (they leave the sending queue); one transaction."""
+        with self._write() as db:
+            db.conn.executemany(
+                "UPDATE outbox SET state = 'accepted', accepted_at = ?, last_error = ''"
+                " WHERE charge_id = ? AND state = 'pending'",
+                [[at, c] for c in charge_ids],
+            )
+        self._checkpoint_if(CHECKPOINT_EVERY)
+
+    def outbox_settled_many(self, notices: list[tuple[bytes, bytes]], at: float) -> None:
+        """Several charges settled, each with its signed notice; one transaction."""
+        with self._write() as db:
+            db.conn.executemany(
+                "UPDATE outbox SET state = 'settled', notice = ?, settled_at = ?, last_error = ''"
+                " WHERE charge_id = ? AND state != 'settled'",
+                [[bytes(n), at, c] for c, n in notices],
+            )
+        self._checkpoint_if(CHECKPOINT_EVERY)
+
+    def outbox_awaiting_notice(self, limit: int) -> list[bytes]:
+        """Ids of accepted charges, oldest first: the ones whose notices the forwarder asks for."""
+        with self._read() as db:
+            rows = db.execute(
+                "SELECT charge_id FROM outbox WHERE state = 'accepted' ORDER BY accepted_at, rowid LIMIT ?",
+                [limit],
+            ).fetchall()
+        return [r[0] for r in rows]
 
     def outbox_retry_later(self, charge_id: bytes, error: str, next_attempt_at: float) -> None:
         """A failed attempt: count it, keep the error, try again at next_attempt_at (pending ones only)."""
@@ -70,6 +105,13 @@ class OutboxTable(StoreBase):
             )
             if cursor.rowcount == 0:
                 raise StoreError(f"charge {charge_id.hex()} is not flagged")
+
+    def outbox_requeue_flagged(self, now: float) -> int:
+        """A technician sends every flagged charge again (after fixing what refused them); how many."""
+        with self._write() as db:
+            return db.execute(
+                "UPDATE outbox SET state = 'pending', next_attempt_at = ? WHERE state = 'flagged'", [now]
+            ).rowcount
 
     def outbox_backlog(self) -> Backlog:
         """Count, amount and oldest creation time of the charges not yet settled (pending and flagged)."""

@@ -17,7 +17,7 @@ class OutboxEntry:
     created_at: float
     attempts: int
     next_attempt_at: float
-    state: str  # "pending", "settled" or "flagged"
+    state: str  # "pending", "accepted", "settled" or "flagged"
     last_error: str
 
 
