@@ -46,7 +46,7 @@ from gate.config import PanelSection
 from gate.config_files import MIN_PANEL_SECRET_BYTES, read_panel_secret, read_pin
 from gate.errors import KeyFileError, LaneError
 from gate.money import format_amount
-from gate.panel import forms
+from gate.panel import audit, forms
 from gate.panel.forms import MODES, FormError, PanelError
 from gate.panel.serving import PanelServer
 from gate.service import LaneService
@@ -95,6 +95,8 @@ def create_app(
     app.jinja_env.trim_blocks = app.jinja_env.lstrip_blocks = True
     app.json.sort_keys = True  # type: ignore[attr-defined]
     allowed_hosts = frozenset(h.lower() for h in (hosts if hosts is not None else _own_names()))
+    app.extensions["selfcheckout.lane"] = service
+    app.register_blueprint(audit.bp)
     cfg = service.config
     ephemeral_key = cfg.panel.secret_key_file is None
     pin_guard = _PinGuard(pin, clock) if pin else None
