@@ -109,7 +109,7 @@ def gate_import_catalog(csv_file: Path, config_path: Path, valid_from: int | Non
     cfg = lane_config.load(config_path, check_key_files=False)
     start = int(time.time()) if valid_from is None else valid_from
     with (
-        GateStore(cfg.lane.database) as store,
+        GateStore(cfg.lane.database, create=False) as store,
         click.progressbar(length=count_rows(csv_file), label=f"importing {csv_file.name}") as bar,
     ):
         result = store.import_catalog(read_csv(csv_file, default_valid_from=start), progress=bar.update)
@@ -200,10 +200,14 @@ def doctor_command(config_path: Path, mock_gpio: bool, as_json: bool) -> None:
 
 
 def _add_lane_commands() -> None:
+    from gate.database_cli import backup_command, init_command, restore_command
     from gate.lane_cli import events_command, run_command
 
     gate.add_command(run_command)
     gate.add_command(events_command)
+    gate.add_command(init_command)
+    gate.add_command(backup_command)
+    gate.add_command(restore_command)
 
 
 _add_lane_commands()

@@ -17,6 +17,7 @@ import os
 import re
 import shutil
 import sqlite3
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -198,7 +199,13 @@ def check_database(cfg: LaneConfig) -> Check:
             f"The database {path} fails its integrity check: restore a backup.",
             "\n".join(result[:10]),
         )
-    return Check("database", True, f"The database {path} passes its integrity check.")
+    try:
+        with _read_only(path) as conn:
+            row = conn.execute("SELECT value FROM identity WHERE key = 'instance'").fetchone()
+    except sqlite3.Error:
+        row = None  # made by a release before instance ids: `gate run` adds one when it migrates
+    instance = f" (instance {row[0]})" if row else ""
+    return Check("database", True, f"The database {path} passes its integrity check{instance}.")
 
 
 @contextlib.contextmanager
@@ -252,12 +259,28 @@ def _payments_checks(cfg: LaneConfig) -> tuple[Callable[[], Check], Callable[[],
 
 
 def _local_feed_version(cfg: LaneConfig) -> int | None:
+    return _meta(cfg, "feed_version")
+
+
+def _meta(cfg: LaneConfig, key: str) -> int | None:
     try:
         with _read_only(cfg.lane.database) as conn:
-            row = conn.execute("SELECT value FROM meta WHERE key = 'feed_version'").fetchone()
+            row = conn.execute("SELECT value FROM meta WHERE key = ?", [key]).fetchone()
     except sqlite3.Error:
         return None
     return int(row[0]) if row else None
+
+
+def _age(cfg: LaneConfig) -> str:
+    applied = _meta(cfg, "feed_applied_at")
+    if not applied:
+        return "never applied"
+    seconds = max(0, int(time.time()) - applied)
+    return (
+        f"applied {seconds // 3600} h {seconds % 3600 // 60} min ago"
+        if seconds >= 3600
+        else (f"applied {seconds // 60} min {seconds % 60} s ago")
+    )
 
 
 def _fetch_feed(cfg: LaneConfig) -> dict[str, Any]:
@@ -333,7 +356,9 @@ def _feed_age(cfg: LaneConfig, found: dict[str, Any]) -> Check:
         return Check("feed", False, "No feed is recorded: the database cannot be read.")
     if "feed" not in found:
         return Check(
-            "feed", False, f"The feed is at version {local}; the payment system's latest is unknown."
+            "feed",
+            False,
+            f"The feed is at version {local} ({_age(cfg)}); the payment system's latest is unknown.",
         )
     latest = found["feed"].latest
     if local < latest:
@@ -341,5 +366,6 @@ def _feed_age(cfg: LaneConfig, found: dict[str, Any]) -> Check:
             "feed",
             False,
             f"The feed is at version {local}, {latest - local} behind the payment system: is it syncing?",
+            _age(cfg),
         )
-    return Check("feed", True, f"The feed is up to date (version {local}).")
+    return Check("feed", True, f"The feed is up to date (version {local}, {_age(cfg)}).")

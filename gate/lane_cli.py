@@ -77,7 +77,7 @@ def events_command(config_path: Path, limit: int, as_json: bool, lane_events: bo
     """Recent decisions, newest first: verdict, every reason, and how long each step took."""
     cfg = lane_config.load(config_path, check_key_files=False)
     rows: list[dict[str, Any]] = []
-    with GateStore(cfg.lane.database) as store:
+    with GateStore(cfg.lane.database, create=False) as store:
         # A pass's commit (and actuate) time is known only once its transaction is on disk, so the lane
         # keeps it on the transition to "open", a few lane events after the decision.
         after_commit = {

@@ -26,6 +26,10 @@ from gate.peers.link import PeerLink
 from gate.peers.transport import NatsTransport, Transport
 from gate.protocol.keys import TrustedKeys, read_secret_key
 from gate.store import GateStore
+from gate.store.files import lane_lock
+
+# How long a tap may wait for another writer (the forwarder) before it fails and the shopper taps again.
+LANE_BUSY_TIMEOUT_S = 1.0
 
 
 @dataclass
@@ -89,7 +93,12 @@ def open_lane(
     trusted = TrustedKeys.from_files(config.payments.public_key_files)
     t = config.timings
     with contextlib.ExitStack() as stack:
-        store = stack.enter_context(GateStore(config.lane.database))
+        # One lane per database; a missing or empty one is refused (gate init makes it), a damaged one too.
+        stack.enter_context(lane_lock(config.lane.database))
+        store = stack.enter_context(
+            GateStore(config.lane.database, create=False, busy_timeout_s=LANE_BUSY_TIMEOUT_S)
+        )
+        store.integrity_check()
         io = stack.enter_context(
             GateIO(
                 **dataclasses.asdict(config.gpio),

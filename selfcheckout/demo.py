@@ -32,6 +32,7 @@ from gate.protocol.commands import INS_CHALLENGE
 from gate.protocol.documents import Signed, sign
 from gate.protocol.keys import SigningKey, write_public_key, write_secret_key
 from gate.service import LaneService, open_lane
+from gate.store.files import init_database
 from payments.local import LocalStack
 from phone.card import ExitCard
 from phone.errors import PhoneError
@@ -258,6 +259,7 @@ def open_store(folder: Path, say: Timeline, *, vpcd: bool = False) -> Iterator[S
             )
         )
         cfg = lane_config.load(folder / "lane.toml")
+        init_database(cfg.lane.database)
         pins = MockFactory()
         if vpcd:
             reader = None  # open_lane opens the PC/SC reader named in the config

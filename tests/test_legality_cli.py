@@ -12,6 +12,7 @@ from click.testing import CliRunner
 from gate.catalog import write_csv
 from gate.protocol.keys import read_public_key, read_secret_key, write_public_key, write_secret_key
 from gate.protocol.parties import item
+from gate.store.files import init_database
 from selfcheckout.cli import main
 from tests.fixtures.config import EXAMPLE
 from tests.fixtures.store import CATALOG, NOW, PEN, Shop
@@ -23,6 +24,7 @@ def lane_dir(tmp_path: Path, shop: Shop) -> Path:
     write_secret_key(tmp_path / "keys" / "gate.key", shop.keys["gate"])
     write_public_key(tmp_path / "keys" / "ps.pub", shop.keys["ps"].public_key)
     (tmp_path / "lane.toml").write_text(EXAMPLE.read_text())
+    init_database(tmp_path / "gate.db")
     with (tmp_path / "catalog.csv").open("w") as f:
         write_csv(CATALOG, f)
     return tmp_path
@@ -47,6 +49,11 @@ def test_keygen_writes_a_private_secret_and_a_public_key(tmp_path: Path) -> None
 
 def test_import_catalog_then_check_a_presentation(lane_dir: Path, shop: Shop) -> None:
     config = str(lane_dir / "lane.toml")
+    (lane_dir / "gate.db").unlink()
+    code, out = _run("gate", "import-catalog", str(lane_dir / "catalog.csv"), "--config", config)
+    assert code == 1 and "no gate database here: run `selfcheckout gate init" in out
+    code, out = _run("gate", "init", "--config", config)
+    assert code == 0 and out.startswith(f"made {lane_dir / 'gate.db'}: instance "), out
     code, out = _run("gate", "import-catalog", str(lane_dir / "catalog.csv"), "--config", config)
     assert code == 0, out
     assert f"{len(CATALOG)} rows: 10 new products" in out

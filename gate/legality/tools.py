@@ -54,7 +54,7 @@ def check_file(
                 v=VERSION, gate=gate.gate, store=gate.store, nonce=bytes(NONCE_BYTES), time=int(now)
             )
     trusted = TrustedKeys.from_files(config.payments.public_key_files)
-    with GateStore(config.lane.database) as store:
+    with GateStore(config.lane.database, create=False) as store:
         decision = check(
             raw,
             challenge,

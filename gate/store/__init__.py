@@ -5,7 +5,8 @@ lists, decision events (with reasons and per-step timings), and the charge outbo
 
 Modules: `database` (connections, transactions, checkpoints), `catalog`, `decisions` (the pass
 transaction, denials, lane events), `outbox`, `feed`, `peers` (what the lanes of one store tell each
-other), `audits` (attendants' re-scans), `records` (what reads return), `migrations`.
+other), `audits` (attendants' re-scans), `records` (what reads return), `migrations`, `files` (init,
+backup, restore, the lane lock).
 
 Durability. Every connection runs in WAL mode with `PRAGMA synchronous=FULL`, so a COMMIT returns only once
 the WAL is on disk. `record_pass` writes the facts of a pass (list used, hold consumed, event, outbox
@@ -29,7 +30,7 @@ from gate.catalog import PriceChange
 from gate.legality.check import Backlog, StateFacts
 from gate.store.audits import AuditTables
 from gate.store.catalog import CatalogTables
-from gate.store.database import StoreError
+from gate.store.database import MissingDatabase, StorageFault, StoreError
 from gate.store.decisions import DecisionTables
 from gate.store.feed import FeedTables
 from gate.store.outbox import OUTBOX_STATES, OutboxTable
@@ -44,10 +45,12 @@ __all__ = [
     "GateStore",
     "ImportResult",
     "LaneEvent",
+    "MissingDatabase",
     "OutboxEntry",
     "OwnPass",
     "PriceChange",
     "StateFacts",
+    "StorageFault",
     "StoreError",
 ]
 

@@ -40,12 +40,47 @@ class StoreError(GateError, RuntimeError):
     """The gate's database refused an operation: a conflict, a closed store, a full disk, a corrupt file."""
 
 
+class StorageFault(StoreError, OSError):
+    """The storage under the database failed: disk full, an I/O error, read-only, corrupt. Not a conflict
+    that the next tap may not meet: the lane stops deciding (FAULT) until the database is writable again."""
+
+
+class MissingDatabase(StoreError, FileNotFoundError):
+    """The database file is missing or empty: made by `gate init`, or brought back by `gate restore`."""
+
+
+# SQLite's primary result codes that say the storage failed, not the request.
+_STORAGE_CODES = {
+    sqlite3.SQLITE_IOERR: "an I/O error",
+    sqlite3.SQLITE_FULL: "the disk is full",
+    sqlite3.SQLITE_READONLY: "the database is read-only",
+    sqlite3.SQLITE_CORRUPT: "the database is corrupt: restore a backup (selfcheckout gate restore)",
+    sqlite3.SQLITE_NOTADB: "the file is not a database: restore a backup (selfcheckout gate restore)",
+    sqlite3.SQLITE_CANTOPEN: "the database file cannot be opened",
+}
+
+
+def store_error(path: str, exc: sqlite3.Error, doing: str = "") -> StoreError:
+    """The StoreError for a SQLite error: a StorageFault when the storage failed."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    prefix = f"{path}: {doing}: " if doing else f"{path}: "
+    if code is not None and code & 0xFF in _STORAGE_CODES:
+        return StorageFault(f"{prefix}{_STORAGE_CODES[code & 0xFF]} ({exc})")
+    return StoreError(f"{prefix}{exc}")
+
+
 class StoreBase:
     """One SQLite database file (or ":memory:"), opened and migrated; a context manager."""
 
-    def __init__(self, path: str | os.PathLike[str] = ":memory:", *, busy_timeout_s: float = 5.0) -> None:
+    def __init__(
+        self, path: str | os.PathLike[str] = ":memory:", *, busy_timeout_s: float = 5.0, create: bool = True
+    ) -> None:
+        """Open (with `create`, make) and migrate the database. Without `create` a missing or empty file is
+        refused: `gate run` must never start over on a database that vanished, forgetting every used list."""
         self.path = str(path)
         self._memory = self.path == ":memory:"
+        if not self._memory and not create:
+            _require_database(Path(self.path))
         self._busy_timeout_s = busy_timeout_s
         self._lock = threading.RLock()
         self._local = threading.local()
@@ -58,7 +93,7 @@ class StoreBase:
         try:
             first = self._open()
         except sqlite3.Error as exc:
-            raise StoreError(f"{self.path}: cannot open the gate database: {exc}") from exc
+            raise store_error(self.path, exc, "cannot open the gate database") from exc
         if self._memory:
             self._shared = first
         else:
@@ -66,10 +101,25 @@ class StoreBase:
         with self._lock:
             self._connections.append((threading.current_thread(), first))
         try:
-            migrations.apply(first)
+            self._migrate(first)
         except sqlite3.Error as exc:
             self.close()
-            raise StoreError(f"{self.path}: cannot migrate the gate database: {exc}") from exc
+            raise store_error(self.path, exc, "cannot migrate the gate database") from exc
+        except StoreError:
+            self.close()
+            raise
+
+    def _migrate(self, db: Database) -> None:
+        """Apply pending migrations, after a backup of a database that already holds data (the way back if
+        an upgrade goes wrong: `gate restore` that file with the previous release installed)."""
+        todo = migrations.pending(db)
+        if todo and not self._memory and len(todo) < len(migrations.MIGRATIONS):
+            from gate.store.files import copy_database
+
+            target = Path(self.path).with_name(f"{Path(self.path).name}.before-{todo[0]}.bak")
+            copy_database(db.conn, target)
+            log.warning("backed the database up to %s before migrating (%s)", target, ", ".join(todo))
+        migrations.apply(db)
 
     # -- connections ---------------------------------------------------------------------------------
 
@@ -113,7 +163,7 @@ class StoreBase:
             with self._use() as db:
                 yield db
         except sqlite3.Error as exc:
-            raise StoreError(f"{self.path}: {exc}") from exc
+            raise store_error(self.path, exc) from exc
 
     @contextlib.contextmanager
     def _write(self) -> Iterator[Database]:
@@ -122,16 +172,17 @@ class StoreBase:
             try:
                 db.execute("BEGIN IMMEDIATE")
             except sqlite3.Error as exc:
-                raise StoreError(f"{self.path}: cannot start a transaction: {exc}") from exc
+                raise store_error(self.path, exc, "cannot start a transaction") from exc
             try:
                 yield db
                 db.execute("COMMIT")
                 self._commits += 1
             except BaseException as exc:
                 if db.conn.in_transaction:
-                    db.execute("ROLLBACK")
+                    with contextlib.suppress(sqlite3.Error):  # a failed disk may refuse the rollback too
+                        db.execute("ROLLBACK")
                 if isinstance(exc, sqlite3.Error):
-                    raise StoreError(f"{self.path}: {exc}") from exc
+                    raise store_error(self.path, exc) from exc
                 raise
 
     def close(self) -> None:
@@ -166,9 +217,40 @@ class StoreBase:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    def integrity_check(self) -> None:
+        """PRAGMA quick_check: StorageFault naming the first problems of a damaged database."""
+        with self._read() as db:
+            result = [r[0] for r in db.execute("PRAGMA quick_check").fetchall()]
+        if result != ["ok"]:
+            raise StorageFault(
+                f"{self.path}: the database fails its integrity check ({'; '.join(result[:3])}): "
+                "restore a backup (selfcheckout gate restore)"
+            )
+
+    def instance_id(self) -> str:
+        """This database's random instance id (migration m007); the payment system learns it at enrolment."""
+        with self._read() as db:
+            return db.execute("SELECT value FROM identity WHERE key = 'instance'").fetchone()[0]
+
     def schema_migrations(self) -> list[str]:
         with self._read() as db:
             return [r[0] for r in db.execute("SELECT name FROM _migrations ORDER BY name").fetchall()]
+
+
+def _require_database(path: Path) -> None:
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        raise MissingDatabase(
+            f"{path}: no gate database here: run `selfcheckout gate init --config ...` (or restore a backup)"
+        ) from None
+    except OSError as exc:
+        raise StorageFault(f"{path}: cannot read the gate database: {exc.strerror or exc}") from exc
+    if size == 0:
+        raise MissingDatabase(
+            f"{path}: the gate database is empty (0 bytes): restore a backup (selfcheckout gate restore), "
+            "or run `selfcheckout gate init --config ...` after moving it aside"
+        )
 
 
 def _close(db: Database) -> bool:

@@ -18,6 +18,11 @@ class FeedTables(StoreBase):
         with self._read() as db:
             return db.execute("SELECT value FROM meta WHERE key = 'feed_version'").fetchone()[0]
 
+    def feed_applied_at(self) -> int:
+        """Unix time the last feed page was applied (0: never)."""
+        with self._read() as db:
+            return db.execute("SELECT value FROM meta WHERE key = 'feed_applied_at'").fetchone()[0]
+
     def apply_feed(
         self,
         version: int,
@@ -56,6 +61,7 @@ class FeedTables(StoreBase):
                     [(key_id(k), gate, bytes(k)) for gate, ks in gates.items() for k in ks],
                 )
             db.execute("UPDATE meta SET value = ? WHERE key = 'feed_version'", [int(version)])
+            db.execute("UPDATE meta SET value = ? WHERE key = 'feed_applied_at'", [int(now)])
         self._checkpoint_if(CHECKPOINT_EVERY)
 
     def gate_keys(self) -> dict[str, tuple[str, bytes]]:

@@ -7,6 +7,7 @@ makes the one catalog query of a decision a range scan of the key.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 
@@ -230,6 +231,15 @@ def m006_outbox_accepted(db: Database) -> None:
     db.execute("CREATE INDEX outbox_due ON outbox (state, next_attempt_at, created_at)")
 
 
+def m007_instance(db: Database) -> None:
+    """A random id for this database, told to the payment system at enrolment: a gate whose database was
+    made anew shows up as a new instance, and takes back from the payment system what the lost one had
+    reported before it decides anything. Also when the feed was last applied (the doctor shows its age)."""
+    db.execute("CREATE TABLE identity (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+    db.execute("INSERT INTO identity (key, value) VALUES ('instance', ?)", [os.urandom(16).hex()])
+    db.execute("INSERT INTO meta (key, value) VALUES ('feed_applied_at', 0)")
+
+
 MIGRATIONS: tuple[Callable[[Database], None], ...] = (
     m001_initial,
     m002_events_by_list,
@@ -237,7 +247,16 @@ MIGRATIONS: tuple[Callable[[Database], None], ...] = (
     m004_peers,
     m005_audits,
     m006_outbox_accepted,
+    m007_instance,
 )
+
+
+def pending(db: Database) -> list[str]:
+    """The migrations not applied yet to this database (all of them for a new one)."""
+    if not db.execute("SELECT 1 FROM sqlite_master WHERE name = '_migrations'").fetchone():
+        return [m.__name__ for m in MIGRATIONS]
+    done = {row[0] for row in db.execute("SELECT name FROM _migrations").fetchall()}
+    return [m.__name__ for m in MIGRATIONS if m.__name__ not in done]
 
 
 def apply(db: Database) -> list[str]:

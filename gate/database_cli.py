@@ -1,0 +1,61 @@
+"""`selfcheckout gate init | backup | restore`: the lane database made once, copied online, brought back."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from gate import config as lane_config
+
+_CONFIG = click.option(
+    "--config",
+    "config_path",
+    required=True,
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="The lane config file (TOML).",
+)
+
+
+@click.command("init")
+@_CONFIG
+def init_command(config_path: Path) -> None:
+    """Make the lane's database ([lane] database) with a new random instance id; never replaces one.
+
+    Enrol the gate at the payment system afterwards with this instance id: a gate whose database was made
+    anew then takes back what the payment system knows it decided before it decides anything.
+    """
+    from gate.store.files import init_database
+
+    cfg = lane_config.load(config_path, check_key_files=False)
+    instance = init_database(cfg.lane.database)
+    click.echo(f"made {cfg.lane.database}: instance {instance}")
+
+
+@click.command("backup")
+@click.argument("target", type=click.Path(path_type=Path, dir_okay=False))
+@_CONFIG
+def backup_command(target: Path, config_path: Path) -> None:
+    """Copy the lane's database to TARGET, consistent while the lane runs (SQLite's online backup)."""
+    from gate.store.files import backup
+
+    cfg = lane_config.load(config_path, check_key_files=False)
+    backup(cfg.lane.database, target)
+    click.echo(f"backed {cfg.lane.database} up to {target} ({target.stat().st_size:,} bytes)")
+
+
+@click.command("restore")
+@click.argument("source", type=click.Path(path_type=Path, dir_okay=False))
+@_CONFIG
+def restore_command(source: Path, config_path: Path) -> None:
+    """Put the backup SOURCE in the place of the lane's database; refused while the lane runs.
+
+    The database it replaces is kept beside it (`<name>.replaced-<time>`).
+    """
+    from gate.store.files import restore
+
+    cfg = lane_config.load(config_path, check_key_files=False)
+    kept = restore(source, cfg.lane.database)
+    click.echo(
+        f"restored {source} to {cfg.lane.database}" + (f"; the replaced one is {kept}" if kept else "")
+    )
