@@ -130,6 +130,7 @@ class TimingsSection:
     beam_blocked_fault_s: float = _spec("seconds > 0", check=_positive, default=120.0)
     door_fault_ms: int = _spec("milliseconds > 0", check=_positive, default=1500)
     denied_display_ms: int = _spec("milliseconds >= 0", check=_non_negative, default=1500)
+    repeat_window_s: float = _spec("seconds >= 0", check=_non_negative, default=120.0)
 
 
 @dataclass(frozen=True, kw_only=True)

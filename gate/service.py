@@ -133,7 +133,10 @@ def open_lane(
             reader=reader,
             gate_io=io,
             timings=LaneTimings(
-                t.open_timeout_s, t.close_after_passage_ms / 1000, t.denied_display_ms / 1000
+                t.open_timeout_s,
+                t.close_after_passage_ms / 1000,
+                t.denied_display_ms / 1000,
+                t.repeat_window_s,
             ),
             notifier=notifier,
             on_commit=_each(notify) if notify else None,

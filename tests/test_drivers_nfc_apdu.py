@@ -131,7 +131,10 @@ def test_the_applet_before_selection(raw: str, sw: str) -> None:
     ("raw", "sw"),
     [
         ("00 10 00 00 00", "6e 00"),  # application INS with the interindustry class
+        ("00 B0 00 00 00", "6e 00"),  # a reserved INS with the interindustry class
+        ("84 10 00 00 00", "6e 00"),  # an unknown class
         ("80 A0 00 00 00", "6d 00"),  # the transport's range
+        ("80 CF 00 00 00", "6d 00"),
         ("80 60 00 00 00", "6d 00"),
         ("80 10", "67 00"),
         ("80 10 00 00 05 01", "67 00"),
@@ -159,6 +162,24 @@ def test_a_chain_interrupted_by_another_command_is_refused() -> None:
     assert card.process(bytes.fromhex("90 20 00 00 01 AA")) == b"\x90\x00"
     assert card.process(bytes.fromhex("80 22 00 00 01 BB 00")) == bytes.fromhex("68 83")
     assert card.process(bytes.fromhex("80 22 00 00 01 BB 00")) == bytes.fromhex("22 00 00 BB 90 00")
+
+
+@pytest.mark.parametrize(
+    ("interrupt", "sw"),
+    [
+        ("00 A4 04 00 08 F0 53 43 4F 45 58 49 54 00", "90 00"),  # SELECT: answered as one, never 68 83
+        ("00 C0 00 00 00", "69 85"),  # GET RESPONSE: as outside a chain
+        ("00 20 00 00 01 BB", "6e 00"),  # the interindustry class: as outside a chain
+        ("80 A0 00 00 01 BB", "6d 00"),  # a reserved INS: as outside a chain
+    ],
+)
+def test_any_command_that_is_not_the_next_chunk_drops_the_chain(interrupt: str, sw: str) -> None:
+    """docs/nfc-transport.md section 5: one rule per kind of interruption, and the chain is gone after."""
+    card = applet()
+    assert card.process(bytes.fromhex("90 20 00 00 01 AA")) == b"\x90\x00"
+    assert card.process(bytes.fromhex(interrupt)).hex(" ") == sw
+    # The chain's last chunk now starts a command of its own: the AA of the dropped chunk is gone.
+    assert card.process(bytes.fromhex("80 20 00 00 01 CC 00")) == bytes.fromhex("20 00 00 CC 90 00")
 
 
 def test_reset_forgets_the_selection() -> None:

@@ -77,14 +77,17 @@ def test_the_same_phone_tapping_twice_gets_the_same_pass_and_one_charge(
 
     rig.pulse("beam")
     rig.wait_state(LaneState.IDLE)
-    third = rig.tap(phone)  # and once more after the gate closed: same answer, the gate stays shut
-    assert third.doc.verdict == "pass"
+    third = rig.tap(phone)  # once more after the shopper went through: the list left, the gate stays shut
+    assert (third.doc.verdict, third.doc.reasons) == ("deny", ("list_used",))
     rig.wait_event("repeat_tap", timeout_s=3)
     wait_until(lambda: len(rig.lane_events("repeat_tap")) == 2, 3, "two repeat taps recorded")
     assert rig.states("relay") == [INITIAL, LOCKED, OPEN, LOCKED]
     assert rig.outbox_ids() == [list_id]
-    assert [(d.verdict, d.list_id) for d in rig.decisions()] == [("pass", list_id)]
-    assert [e.data["list"] for e in rig.lane_events("repeat_tap")] == [list_id.hex()] * 2
+    assert [(d.verdict, d.list_id) for d in rig.decisions()] == [("pass", list_id), ("deny", list_id)]
+    assert [(e.data["list"], e.data["reopened"]) for e in rig.lane_events("repeat_tap")] == [
+        (list_id.hex(), True),
+        (list_id.hex(), False),
+    ]
 
 
 def test_another_list_tapped_while_the_gate_is_open_is_refused_without_a_charge(

@@ -48,3 +48,21 @@ def test_the_kiosk_exchange_is_documented_command_by_command_and_field_by_field(
         documented = set(re.findall(r"^\| `([a-z_]+)`", table, flags=re.M))
         documented |= {"store", "currency"} if "`store`, `currency`" in table else set()
         assert documented == set(doc.FIELDS), doc.TYPE
+
+
+def test_the_price_check_digit_tables_and_examples_are_what_the_code_computes() -> None:
+    from gate.barcodes import _W2M, _W3, _W5M, _W5P, price_check_digit
+
+    for weight, table in (("2-", _W2M), ("3", _W3), ("5+", _W5P), ("5-", _W5M)):
+        assert f"| `{weight}` | {' '.join(map(str, table))} |" in DOC
+    assert price_check_digit("0875") == "7" and price_check_digit("01234") == "1"
+    layout = LAYOUTS["23"]
+    assert variable_measure("2300123708752", {"23": layout}) is not None
+    assert "`2300123708752`" in DOC and "check digit **7**" in DOC and "for **1**" in DOC
+
+
+def test_the_limits_in_the_text_are_the_decoders() -> None:
+    from gate.protocol.encoding import MAX_DEPTH, MAX_DOCUMENT_BYTES
+
+    assert MAX_DOCUMENT_BYTES == 65_535 and "at most **65,535 bytes**" in DOC
+    assert MAX_DEPTH == 8 and "below **level 8**" in DOC

@@ -42,7 +42,8 @@ from gate.store.records import AuditRecord
 log = logging.getLogger(__name__)
 
 # What a second tap of a list that passed here may show besides list_used: state and time, which moved on
-# since the pass (its charge is committed already), never a signature or challenge code.
+# since the pass (its charge is committed already), never a signature or challenge code. Within the repeat
+# window the receipt says exactly [list_used] (docs/protocol.md, "Repeat taps"); the event keeps the rest.
 REPEAT_CODES = frozenset(
     {
         "list_used",
@@ -403,9 +404,9 @@ class Lane(LaneAudits):
         decision = self._apply_audit_request(decision, state_at_tap)
         t2 = time.perf_counter()
         steps["verify"] = t2 - t1
-        verdict, charged, opened = self._act(decision, state_at_tap, steps, t2)
+        verdict, charged, opened, reasons = self._act(decision, state_at_tap, steps, t2)
         t3 = time.perf_counter()
-        receipt = build_receipt(decision, self.gate_key, verdict=verdict).encode()
+        receipt = build_receipt(decision, self.gate_key, verdict=verdict, reasons=reasons).encode()
         delivered = True
         try:
             session.exchange(INS_RECEIPT, receipt)
@@ -422,8 +423,10 @@ class Lane(LaneAudits):
 
     def _act(
         self, decision: Decision, state_at_tap: LaneState, steps: dict[str, float], t: float
-    ) -> tuple[str, bool, bool]:
-        """Commit and open for a pass; record and show anything else. Returns (verdict, charged, opened)."""
+    ) -> tuple[str, bool, bool, tuple[str, ...] | None]:
+        """Commit and open for a pass; record and show anything else.
+
+        Returns (verdict, charged, opened, the receipt's reasons when they are not the decision's)."""
         self._lock.acquire()  # held through the commit and the opening: an approval cannot come between
         try:
             return self._act_locked(decision, state_at_tap, steps, t)
@@ -432,7 +435,7 @@ class Lane(LaneAudits):
 
     def _act_locked(
         self, decision: Decision, state_at_tap: LaneState, steps: dict[str, float], t: float
-    ) -> tuple[str, bool, bool]:
+    ) -> tuple[str, bool, bool, tuple[str, ...] | None]:
         refusal = self._refusal(decision, state_at_tap)
         if refusal is not None:
             verdict, why = refusal
@@ -447,7 +450,7 @@ class Lane(LaneAudits):
                     "codes": list(decision.codes),
                 },
             )
-            return verdict, False, False
+            return verdict, False, False, None
         if decision.verdict == "pass":
             charge = build_charge(decision, self.gate_key).encode()
             self.store.record_pass(decision, charge, timings=steps)
@@ -455,22 +458,12 @@ class Lane(LaneAudits):
             opened = self._open(decision.list_id, steps, t)
             if self.on_commit is not None:
                 self.on_commit()
-            return "pass", True, opened
-        if self._is_repeat(decision):
+            return "pass", True, opened, None
+        if self._repeat(decision):
             list_id = decision.list_id
             assert list_id is not None
-            walked = self.store.passage_recorded(list_id) or self._passage_pending(list_id)
-            self._event(
-                "repeat_tap",
-                "list already passed here: same answer, no new charge"
-                + ("" if walked else "; the shopper has not gone through yet, so the gate opens again"),
-                {"list": list_id.hex(), "reopened": not walked},
-            )
-            with self._lock:
-                opened = (
-                    not walked and self._opening is None and self._open(list_id, steps, time.perf_counter())
-                )
-            return "pass", False, opened
+            opened = self._opening is None and self._open(list_id, steps, time.perf_counter())
+            return "pass", False, opened, ("list_used",)
         self.store.record_denial(decision, timings=steps)
         if decision.verdict == "attendant" and decision.list_id is not None:
             with self._lock:
@@ -480,7 +473,7 @@ class Lane(LaneAudits):
                 if self._after_attendant_verdict(decision):
                     return decision.verdict, False, False
         self._show_denial()
-        return decision.verdict, False, False
+        return decision.verdict, False, False, None
 
     # -- the attendant ------------------------------------------------------------------------------------
     def awaiting_attendant(self) -> list[Decision]:
@@ -564,20 +557,46 @@ class Lane(LaneAudits):
             return "deny", "gate open for another shopper: tap again once it has closed"
         return None
 
-    def _is_repeat(self, decision: Decision) -> bool:
-        """A second tap of the very list that passed here: same id and the same signed bytes."""
+    def _repeat(self, decision: Decision) -> bool:
+        """Whether this tap is the same pass again: the very list that passed (same signed bytes), at this
+        gate, within timings.repeat_window_s of its pass, its shopper not yet through, and nothing else
+        wrong but what moved on since (REPEAT_CODES). A lifted phone gets its shopper out; a list that left,
+        or one kept for later, gets `list_used`. Either way the lane event says which, and why."""
         codes = set(decision.codes)
         if "list_used" not in codes or not codes <= REPEAT_CODES or decision.presentation is None:
             return False
-        return (
-            self.store.passed_list_body(decision.presentation.list.doc.list)
-            == decision.presentation.list.body
-        )
+        list_id = decision.presentation.list.doc.list
+        record = self.store.passed_list(list_id)
+        if record is None or record.list_body != decision.presentation.list.body:
+            return False
+        age = decision.decided_at - record.at
+        data = {
+            "list": list_id.hex(),
+            "passed_at": record.gate,
+            "age_s": round(age, 1),
+            "codes": sorted(codes),
+        }
+        if record.gate != self.gate.gate:
+            why = f"the list passed at gate {record.gate}, not here"
+        elif self.store.passage_recorded(list_id) or self._passage_pending(list_id):
+            why = "its shopper has already walked through"
+        elif age > self.timings.repeat_window_s:
+            why = f"its pass is {int(age)} s old, past the {self.timings.repeat_window_s:g} s repeat window"
+        else:
+            self._event(
+                "repeat_tap",
+                "the list that passed here, its shopper not through: the gate opens (again), no new charge",
+                {**data, "reopened": True},
+            )
+            return True
+        self._event("repeat_tap", f"list already used: {why}; denied list_used", {**data, "reopened": False})
+        return False
 
     def _passage_pending(self, list_id: bytes) -> bool:
-        """A passage counted in memory but not yet written, or the gate open for this list right now."""
+        """A passage counted in memory but not yet written: in the beam now, or through and not saved."""
         with self._lock:
-            if self._opening is not None and self._opening.list_id == list_id:
+            opening = self._opening
+            if opening is not None and opening.list_id == list_id and opening.passages:
                 return True
             return any(k == "passage" and d.get("list") == list_id.hex() for k, _, d in self._unsaved)
 

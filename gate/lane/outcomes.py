@@ -29,6 +29,8 @@ class LaneTimings:
     open_timeout_s: float = 8.0
     close_after_passage_s: float = 0.3
     denied_display_s: float = 1.5
+    # How long after its pass a list may reopen the gate at a repeat tap, for a shopper not yet through.
+    repeat_window_s: float = 120.0
 
 
 @dataclass

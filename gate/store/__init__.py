@@ -35,7 +35,7 @@ from gate.store.decisions import DecisionTables
 from gate.store.feed import FeedTables
 from gate.store.outbox import OUTBOX_STATES, OutboxTable
 from gate.store.peers import OwnPass, PeerTables
-from gate.store.records import AuditRecord, Event, ImportResult, LaneEvent, OutboxEntry
+from gate.store.records import AuditRecord, Event, ImportResult, LaneEvent, OutboxEntry, PassRecord
 
 __all__ = [
     "OUTBOX_STATES",
@@ -48,6 +48,7 @@ __all__ = [
     "MissingDatabase",
     "OutboxEntry",
     "OwnPass",
+    "PassRecord",
     "PriceChange",
     "StateFacts",
     "StorageFault",

@@ -20,7 +20,7 @@ from gate.protocol import encoding
 from gate.protocol.documents import Charge, ExitPresentation
 from gate.store.audits import insert_audit
 from gate.store.database import LANE_CHECKPOINT_AFTER, StoreBase, StoreError
-from gate.store.records import AuditRecord, Event, LaneEvent
+from gate.store.records import AuditRecord, Event, LaneEvent, PassRecord
 
 if TYPE_CHECKING:
     from gate.legality.check import Decision
@@ -113,17 +113,18 @@ class DecisionTables(StoreBase):
             row = db.execute("SELECT 1 FROM outbox WHERE charge_id = ?", [list_id]).fetchone()
         return row is not None
 
-    def passed_list_body(self, list_id: bytes) -> bytes | None:
-        """The signed list body that passed here under this list id, or None: a repeat tap must present
-        exactly these bytes, since another list under the same id was never judged."""
+    def passed_list(self, list_id: bytes) -> PassRecord | None:
+        """The pass given under this list id (gate, time, signed list body), or None: a repeat tap must
+        present exactly these bytes, since another list under the same id was never judged."""
         with self._read() as db:
             row = db.execute(
-                "SELECT presentation FROM events WHERE list_id = ? AND verdict = 'pass' ORDER BY id LIMIT 1",
+                "SELECT gate, at, presentation FROM events WHERE list_id = ? AND verdict = 'pass'"
+                " ORDER BY id LIMIT 1",
                 [list_id],
             ).fetchone()
         if row is None:
             return None
-        return ExitPresentation.decode(row[0]).list.body
+        return PassRecord(row[0], row[1], ExitPresentation.decode(row[2]).list.body)
 
     def passage_recorded(self, list_id: bytes) -> bool:
         """True once the beam counted the shopper of this list through the gate (a "passage" lane event)."""

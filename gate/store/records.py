@@ -82,3 +82,14 @@ class AuditRecord:
     lines: tuple[dict[str, Any], ...]  # scanned against listed, per product
     notes: tuple[str, ...]  # unreadable scans and the scanner's troubles during the audit
     id: int | None = None
+
+
+@dataclass(frozen=True)
+class PassRecord:
+    """The pass given under a list id: which gate gave it, when (unix seconds) and the signed list body.
+
+    A repeat tap reopens only for the very list (these bytes), at that gate, within its time bound."""
+
+    gate: str
+    at: float
+    list_body: bytes
