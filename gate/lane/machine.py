@@ -471,7 +471,7 @@ class Lane(LaneAudits):
                 while len(self._awaiting) > MAX_AWAITING:
                     del self._awaiting[next(iter(self._awaiting))]
                 if self._after_attendant_verdict(decision):
-                    return decision.verdict, False, False
+                    return decision.verdict, False, False, None
         self._show_denial()
         return decision.verdict, False, False, None
 
