@@ -166,10 +166,17 @@ class StoreBase:
             raise store_error(self.path, exc) from exc
 
     @contextlib.contextmanager
-    def _write(self) -> Iterator[Database]:
-        """One write transaction: BEGIN IMMEDIATE ... COMMIT, rolled back on any error."""
+    def _write(self, *, synced: bool = True) -> Iterator[Database]:
+        """One write transaction: BEGIN IMMEDIATE ... COMMIT, rolled back on any error.
+
+        `synced=False` commits without waiting for the disk (synchronous=NORMAL, still atomic): only for a
+        transaction that is safe to lose whole on a power cut because it is done again after the restart
+        (a peer record and its stream position go back together, and the record is read again).
+        """
         with self._use() as db:
             try:
+                if not synced:
+                    db.execute("PRAGMA synchronous=NORMAL")
                 db.execute("BEGIN IMMEDIATE")
             except sqlite3.Error as exc:
                 raise store_error(self.path, exc, "cannot start a transaction") from exc
@@ -184,6 +191,9 @@ class StoreBase:
                 if isinstance(exc, sqlite3.Error):
                     raise store_error(self.path, exc) from exc
                 raise
+            finally:
+                if not synced:
+                    db.execute("PRAGMA synchronous=FULL")
 
     def close(self) -> None:
         """Close every connection; idempotent."""

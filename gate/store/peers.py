@@ -4,7 +4,9 @@ the records read from the store's stream, and where reading resumes.
 A record read is applied in ONE transaction with the stream position it came from: the list becomes used
 and the hold consumed here too, and the position moves on. A lane killed at any instant therefore reads
 again exactly the records whose transaction did not commit; a record applied twice is recognised by
-(gate, list) and counted as a replay, never applied twice.
+(gate, list) and counted as a replay, never applied twice. Because a power cut can only take back whole
+transactions, record and position together, these commit without waiting for the disk (the stream still
+holds what was lost): a record is applied in well under a millisecond even on an SD card.
 """
 
 from __future__ import annotations
@@ -61,7 +63,7 @@ class PeerTables(StoreBase):
         """Apply one verified record; 'applied', 'conflict' (the hold passed here under another list: both
         passes stand, the store's charges settle it) or 'replayed' (already applied, nothing changes)."""
         at = record.at_ms / 1000
-        with self._write() as db:
+        with self._write(synced=False) as db:
             seen = db.execute(
                 "SELECT 1 FROM peer_records WHERE gate = ? AND list_id = ?", [record.gate, record.list]
             ).fetchone()
@@ -109,7 +111,7 @@ class PeerTables(StoreBase):
 
     def refuse_peer_record(self, stream_seq: int, code: str, detail: str, at: float) -> None:
         """A record that did not verify: kept as a refusal (with why), and reading moves past it."""
-        with self._write() as db:
+        with self._write(synced=False) as db:
             self._refuse(db, stream_seq, at, code, detail)
             _advance(db, stream_seq)
 
