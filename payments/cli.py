@@ -69,9 +69,10 @@ def init(config_path: Path) -> None:
     cfg = ps_config.load(config_path)
     for line in ps_config.init(cfg):
         click.echo(line)
-    system = PaymentSystem(_settings(cfg, with_key=False))
-    system.close()
-    click.echo(f"database {cfg.store.database} for store {cfg.store.store_id} in {cfg.store.currency}")
+    settings = _settings(cfg, with_key=False)
+    PaymentSystem(settings).close()
+    where = str(settings.database).split("@")[-1]  # a URL's credentials stay out of the output
+    click.echo(f"database {where} for store {cfg.store.store_id} in {cfg.store.currency}")
 
 
 @group.command()
@@ -109,7 +110,7 @@ def _settings(cfg: Any, *, with_key: bool) -> PaymentsConfig:
     from payments import config as ps_config
 
     return PaymentsConfig(
-        database=cfg.store.database,
+        database=cfg.store.database_url or cfg.store.database,
         store_id=cfg.store.store_id,
         currency=cfg.store.currency,
         key=read_secret_key(cfg.store.key_file) if with_key else None,

@@ -42,6 +42,11 @@ class StoreSection:
         "an ISO 4217 code such as 'EUR'", check=lambda v: bool(re.fullmatch("[A-Z]{3}", v))
     )
     database: Path = rules.spec("a path to the payment system's SQLite database")
+    database_url: str | None = rules.spec(
+        "a postgresql:// URL (several payment-system processes on one server), or absent",
+        check=lambda v: v.startswith(("postgresql://", "postgres://")),
+        default=None,
+    )
     key_file: Path = rules.spec("a path to the payment system's Ed25519 secret key file")
     former_key_files: list[Path] = rules.spec("a list of former public key files", default_factory=list)
     admin_token_file: Path | None = rules.spec(

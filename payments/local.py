@@ -207,12 +207,13 @@ class LocalStack:
         bank_latency_ms: int = 0,
         ps_port: int = 0,
         bank_timeout_s: float = 5.0,
+        database: str | None = None,
         **settings: Any,
     ) -> LocalStack:
         settings.setdefault("settle_workers", 2)
         bank = LocalBank(latency_ms=bank_latency_ms)
         config = PaymentsConfig(
-            database=str(folder / "payments.db") if folder else ":memory:",
+            database=database or (str(folder / "payments.db") if folder else ":memory:"),
             store_id=store_id,
             currency=currency,
             key=key or SigningKey.generate(),

@@ -25,10 +25,13 @@ from tests.fixtures.payments import (
     GateSide,
     assert_reconciled,
     basket,
+    engine_fixture,
     settle_all,
     shoppers_out,
     wait_until,
 )
+
+ps_engine = engine_fixture()  # every test here on SQLite and on PostgreSQL
 
 
 class ExtremeRandom(random.Random):
@@ -231,7 +234,7 @@ def test_a_conflicting_charge_is_flagged_for_a_technician(
     (flagged,) = gate_side.store.outbox_entries(state="flagged")
     assert flagged.charge_id == charge_id and flagged.last_error.startswith("charge_conflict")
     assert gate_side.store.outbox_backlog().count == 1  # still counted against the offline budget
-    assert payments_stack.bank.summary()["capture_count"] == 2
+    wait_until(lambda: payments_stack.bank.summary()["capture_count"] == 2, what="the other charge settled")
 
 
 def test_a_refused_gate_is_flagged_and_every_flagged_charge_settles_after_one_requeue(

@@ -13,9 +13,18 @@ from pathlib import Path
 import pytest
 
 from payments.local import LocalStack
-from tests.fixtures.payments import FaultProxy, GateSide, assert_reconciled, shoppers_out, wait_until
+from tests.fixtures.payments import (
+    FaultProxy,
+    GateSide,
+    assert_reconciled,
+    engine_fixture,
+    shoppers_out,
+    wait_until,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
+
+ps_engine = engine_fixture()  # every test here on SQLite and on PostgreSQL
 
 
 def start_forwarder(gate: GateSide, url: str, log: Path) -> subprocess.Popen[bytes]:

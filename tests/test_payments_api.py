@@ -18,7 +18,9 @@ from gate.protocol.feed import MAX_GATES, GateFeed, GateKey
 from gate.protocol.keys import SigningKey, TrustedKeys
 from gate.sync import verify_feed
 from payments.local import LocalStack, SimGate, SimShopper, make_exit
-from tests.fixtures.payments import CheckedClient, assert_reconciled, basket, get, start_stack
+from tests.fixtures.payments import CheckedClient, assert_reconciled, basket, engine_fixture, get, start_stack
+
+ps_engine = engine_fixture()  # every test here on SQLite and on PostgreSQL
 
 
 def b64(data: bytes) -> str:

@@ -27,6 +27,7 @@ from gate.protocol.keys import (
 from payments.cli import group
 from payments.config import example_with
 from payments.context import PaymentsConfig
+from payments.errors import PaymentsError
 from payments.local import SimShopper
 from payments.system import PaymentSystem
 from selfcheckout.cli import main
@@ -171,3 +172,20 @@ def test_run_and_bank_serve_http(tmp_path: Path) -> None:
             process.terminate()
             process.wait(timeout=10)
         log.close()
+
+
+def test_init_on_postgresql_makes_the_schema_and_a_second_init_keeps_it(
+    tmp_path: Path, postgres_cluster
+) -> None:
+    url = postgres_cluster.create_database("cli_init")
+    config = tmp_path / "payments.toml"
+    config.write_text(example_with(store={"database_url": url}))
+    first = CliRunner().invoke(main, ["payments", "init", "--config", str(config)])
+    assert first.exit_code == 0, first.output
+    assert f"port={postgres_cluster.port} for store store-0001 in EUR" in first.output
+    assert "postgres@" not in first.output
+    second = CliRunner().invoke(main, ["payments", "init", "--config", str(config)])
+    assert second.exit_code == 0 and "kept" in second.output
+    with pytest.raises(PaymentsError, match="belongs to store_id 'store-0001', not 'store-0002'"):
+        PaymentSystem(PaymentsConfig(database=url, store_id="store-0002", currency="EUR"))
+    assert not (tmp_path / "payments.db").exists()  # the SQLite path is not used when a URL is given

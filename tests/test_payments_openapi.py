@@ -14,9 +14,11 @@ from openapi_spec_validator import validate
 from payments.app import create_app
 from payments.context import PaymentsConfig
 from payments.local import LocalStack, SimGate, SimShopper, make_exit
-from tests.fixtures.payments import CheckedClient, OpenApiChecker, basket, load_spec
+from tests.fixtures.payments import CheckedClient, OpenApiChecker, basket, engine_fixture, load_spec
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "payments-api.md"
+
+ps_engine = engine_fixture()  # every test here on SQLite and on PostgreSQL
 
 
 def operations() -> set[tuple[str, str]]:
