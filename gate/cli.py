@@ -202,12 +202,14 @@ def doctor_command(config_path: Path, mock_gpio: bool, as_json: bool) -> None:
 def _add_lane_commands() -> None:
     from gate.database_cli import backup_command, init_command, restore_command
     from gate.lane_cli import events_command, run_command
+    from gate.scanner_cli import scanner_test_command
 
     gate.add_command(run_command)
     gate.add_command(events_command)
     gate.add_command(init_command)
     gate.add_command(backup_command)
     gate.add_command(restore_command)
+    gate.add_command(scanner_test_command)
 
 
 _add_lane_commands()

@@ -120,6 +120,10 @@ class Audit:
         assert self.decision.list_id is not None
         return self.decision.list_id
 
+    def health(self) -> dict[str, Any]:
+        """For the lane's health: changes with every read, so a page showing the audit can follow it."""
+        return {"list": self.list_id.hex(), "scans": len(self.scans), "unreadable": len(self.unreadable)}
+
     def add_scan(self, code: str, symbology: str | None) -> str | None:
         """Count one scanned unit; the reason it was not counted, or None."""
         if len(self.scans) >= MAX_SCANS:

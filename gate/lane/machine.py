@@ -158,7 +158,7 @@ class Lane(LaneAudits):
                 "maintenance": self._maintenance,
                 "fault": self._fault,
                 "open_for": self._opening.list_id.hex() if self._opening and self._opening.list_id else None,
-                "audit": self._audit.list_id.hex() if self._audit else None,
+                "audit": self._audit.health() if self._audit else None,
                 "last_turn_age_s": round(self.monotonic() - self.last_turn, 3),
             }
 
