@@ -128,6 +128,11 @@ def test_scanner_unplugged_mid_audit_keeps_the_scans_and_counts_again_once_back(
     wait_until(lambda: rig.service.health()["scanner"]["connected"], 3, "the scanner back")
     scan(rig, pty_pair, MILK)
     assert rig.lane.audit_comparison().matches
+    wait_until(
+        lambda: any(e.data.get("kind") == "reconnected" for e in rig.lane_events("scanner")),
+        3,
+        "replug saved",
+    )
     kinds = [e.data.get("kind") for e in rig.lane_events("scanner")]
     assert kinds[kinds.index("port-lost") :][:3] == ["port-lost", "open-failed", "reconnected"]
     record = rig.lane.audit_let_out("Dana")

@@ -252,6 +252,11 @@ def test_scanner_unplugged_mid_audit_is_shown_the_scans_are_kept_and_counting_go
     desk.scan(MILK)
     expect(page.locator("#scanner-state")).to_contain_text("Scanner ready")
     expect(page.locator("#audit-result")).to_have_text("Scanned = listed: 2 item(s), 2.48 EUR.")
+    wait_until(
+        lambda: any(e.data.get("kind") == "reconnected" for e in rig.lane_events("scanner")),
+        3,
+        "replug saved",
+    )
     page.get_by_role("link", name="Lane events").click()
     details = page.locator("#lane-events td.detail").all_inner_texts()
     assert any(d.startswith("port-lost:") for d in details) and any(
