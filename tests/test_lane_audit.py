@@ -167,25 +167,3 @@ def test_the_attendant_asks_to_audit_the_next_shopper(
         rig.lane.audit_call_manager("Dana")
         rig.wait_state(LaneState.IDLE)
         assert rig.tap(rig.shop.exit_card(items=[item(PEN, 129)])).doc.verdict == "pass"  # once only
-
-
-def test_a_fire_alarm_mid_audit_opens_the_gate_and_the_audit_holds_it_again_once_cleared(
-    audit_rig: LaneRig, pty_pair: PtyPair
-) -> None:
-    rig = audit_rig
-    phone = rig.shop.exit_card(items=[item(PEN, 129)])
-    rig.tap(phone)
-    rig.wait_state(LaneState.AUDIT)
-    scan(rig, pty_pair, PEN)
-    rig.pin("fire").drive_high()
-    rig.wait_state(LaneState.EMERGENCY)
-    assert not rig.relay_locked()  # egress first, whatever the audit
-    rig.pin("fire").drive_low()
-    rig.wait_state(LaneState.AUDIT)
-    assert rig.relay_locked() and rig.lane.audit.scans == [PEN]
-    rig.lane.maintenance("locked", "checking the scanner")
-    rig.lane.maintenance(None, "scanner fine")
-    assert rig.lane.state == LaneState.AUDIT
-    rig.lane.audit_let_out("Dana")
-    rig.wait_state(LaneState.OPEN)
-    assert rig.outbox_ids() == [shopping_list_of(phone).list]
