@@ -484,6 +484,15 @@ class Lane(LaneAudits):
                 del self._awaiting[list_id]
             return [decision for decision, _ in self._awaiting.values()]
 
+    def _waiting(self, list_id: bytes) -> tuple[Decision, float]:
+        """The list's decision waiting for an attendant, and since when; LaneError if none (or stale)."""
+        self.awaiting_attendant()  # drops the stale ones
+        with self._lock:
+            waiting = self._awaiting.get(list_id)
+        if waiting is None:
+            raise LaneError(f"no attendant check is waiting for list {list_id.hex()}")
+        return waiting
+
     def approve(self, list_id: bytes, attendant: str, *, audit: AuditRecord | None = None) -> None:
         """An attendant checked the shopper's goods: commit the charge with their name, then open.
 
@@ -491,12 +500,8 @@ class Lane(LaneAudits):
         (deny lists, used lists, consumed holds) is read again, since the decision may be minutes old.
         A list the check sent to an audit is let out by its audit (`audit`, written with the charge).
         """
-        self.awaiting_attendant()  # drops the stale ones
         with self._lock:
-            waiting = self._awaiting.get(list_id)
-            if waiting is None:
-                raise LaneError(f"no attendant check is waiting for list {list_id.hex()}")
-            decision = waiting[0]
+            decision = self._waiting(list_id)[0]
             if audit is None and self._audit is not None:
                 raise LaneError(f"an audit of list {self._audit.list_id.hex()} is in progress: end it first")
             if audit is None and self.audit_required(list_id, decision):
