@@ -129,6 +129,15 @@ class LaneAudits:
             )
             return True
 
+    def _resume_audit(self, why: str) -> bool:
+        """Back from an emergency or maintenance into the audit that was running: the gate held again."""
+        with self._lock:
+            if self._audit is None:
+                return False
+            self.io.lights(red=True, blink=True)
+            self._enter(LaneState.AUDIT, f"{why}: the audit of list {self._audit.list_id.hex()} goes on")
+            return True
+
     # -- the scanner ----------------------------------------------------------------------------------------
     def on_scan(self, scan: Scan) -> None:
         """A read of the lane's scanner (its own thread): one unit of the basket under audit."""

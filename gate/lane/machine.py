@@ -231,6 +231,8 @@ class Lane(LaneAudits):
                 if self._fault:
                     self._enter(LaneState.FAULT, f"fire alarm cleared: {self._fault}")
                     return
+                if self._resume_audit("fire alarm cleared"):
+                    return
                 self._enter(LaneState.IDLE, "fire alarm cleared")
 
     def _beam(self, blocked: bool) -> None:
@@ -297,8 +299,9 @@ class Lane(LaneAudits):
                 self.io.secure()
             self.io.lights(green=mode == "open", red=mode == "locked")
             if mode is None:
-                back = LaneState.FAULT if self._fault else LaneState.IDLE
-                self._enter(back, f"back in service: {reason}", {"reason": reason})
+                if self._fault or not self._resume_audit(f"back in service: {reason}"):
+                    back = LaneState.FAULT if self._fault else LaneState.IDLE
+                    self._enter(back, f"back in service: {reason}", {"reason": reason})
             elif self._state == LaneState.MAINTENANCE:  # open <-> locked: no transition, still on record
                 self._event("maintenance", f"maintenance {mode}: {reason}", {"mode": mode, "reason": reason})
                 self.notifier.status(f"{self._state}: maintenance {mode}: {reason}")
@@ -480,7 +483,10 @@ class Lane(LaneAudits):
         """Lists sent to an attendant in the last ATTENDANT_WAIT_S seconds, oldest first."""
         with self._lock:
             now = self.monotonic()
-            for list_id in [k for k, (_, at) in self._awaiting.items() if now - at > ATTENDANT_WAIT_S]:
+            auditing = self._audit.list_id if self._audit else None  # waits as long as its audit takes
+            for list_id in [
+                k for k, (_, at) in self._awaiting.items() if now - at > ATTENDANT_WAIT_S and k != auditing
+            ]:
                 del self._awaiting[list_id]
             return [decision for decision, _ in self._awaiting.values()]
 
