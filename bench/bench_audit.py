@@ -7,7 +7,6 @@ catalog's are read), scanned in a shuffled order.
 
 from __future__ import annotations
 
-import os
 import random
 import tempfile
 import time
@@ -15,12 +14,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from bench.bench_catalog import T0, synthetic_catalog
+from bench.bench_decision import presentation
 from bench.stats import latency_metrics, metric
 from gate.lane.audit import Audit
-from gate.legality import Decision, GateIdentity, Policy, check, new_challenge
-from gate.protocol.documents import ExitPresentation
+from gate.legality import Decision, GateIdentity, Policy, check
 from gate.protocol.keys import SigningKey, TrustedKeys
-from gate.protocol.parties import answer_challenge, issue_voucher, item, sign_list
+from gate.protocol.parties import item
 from gate.store import GateStore
 
 LINES = 200
@@ -31,37 +30,12 @@ SAMPLES = 200
 def _decision(store: GateStore, catalog: list, rng: random.Random) -> Decision:
     ps, shopper = (SigningKey.from_seed(bytes([i]) * 32) for i in (1, 2))
     gate = GateIdentity("store-0001", "gate-01", "EUR")
-    hold, list_id = os.urandom(16), os.urandom(16)
-    voucher = issue_voucher(
-        ps,
-        hold=hold,
-        shopper="alice",
-        shopper_key=shopper.public_key,
-        store=gate.store,
-        currency="EUR",
-        stored_value=0,
-        bank=10**8,
-        issued=T0 - 60,
-        expires=T0 + 3600,
-    )
     items = [item(p.code, p.price, qty=rng.randint(1, 3)) for p in catalog[:LINES]]
-    slist = sign_list(
-        shopper, list_id=list_id, hold=hold, store=gate.store, currency="EUR", created=T0 - 30, items=items
-    )
-    challenge = new_challenge(gate, T0)
-    raw = ExitPresentation(
-        v=1, voucher=voucher, list=slist, answer=answer_challenge(shopper, challenge, slist)
-    )
+    raw, challenge = presentation(ps, shopper, gate, items, T0)
     policy = Policy(attendant_categories=frozenset(), max_items=LINES)
+    trusted = TrustedKeys([ps.public_key])
     return check(
-        raw.encode(),
-        challenge,
-        now=T0,
-        catalog=store,
-        state=store,
-        policy=policy,
-        trusted=TrustedKeys([ps.public_key]),
-        gate=gate,
+        raw, challenge, now=T0, catalog=store, state=store, policy=policy, trusted=trusted, gate=gate
     )
 
 

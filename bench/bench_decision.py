@@ -18,13 +18,38 @@ from pathlib import Path
 from bench.bench_catalog import T0, synthetic_catalog
 from bench.stats import latency_metrics, metric
 from gate.legality import GateIdentity, Policy, build_charge, check, new_challenge
-from gate.protocol.documents import ExitPresentation
+from gate.protocol.documents import ExitChallenge, ExitPresentation, Item
 from gate.protocol.keys import SigningKey, TrustedKeys
 from gate.protocol.parties import answer_challenge, issue_voucher, item, sign_list
 from gate.store import GateStore
 
 SIZES = {1: 400, 30: 400, 200: 150}  # items per list: samples
 WARMUP = 50
+
+
+def presentation(
+    ps: SigningKey, shopper: SigningKey, gate: GateIdentity, items: list[Item], now: int
+) -> tuple[bytes, ExitChallenge]:
+    """One tap's presentation bytes and the challenge they answer: a fresh hold and list id, as real taps."""
+    hold, list_id = os.urandom(16), os.urandom(16)
+    voucher = issue_voucher(
+        ps,
+        hold=hold,
+        shopper="alice",
+        shopper_key=shopper.public_key,
+        store=gate.store,
+        currency="EUR",
+        stored_value=0,
+        bank=10**8,
+        issued=now - 60,
+        expires=now + 3600,
+    )
+    slist = sign_list(
+        shopper, list_id=list_id, hold=hold, store=gate.store, currency="EUR", created=now - 30, items=items
+    )
+    challenge = new_challenge(gate, now)
+    answer = answer_challenge(shopper, challenge, slist)
+    return ExitPresentation(v=1, voucher=voucher, list=slist, answer=answer).encode(), challenge
 
 
 def run() -> Iterator[dict]:
@@ -40,34 +65,9 @@ def run() -> Iterator[dict]:
         for size, samples in SIZES.items():
             taps = []
             for _ in range(samples + WARMUP):
-                hold, list_id = os.urandom(16), os.urandom(16)
-                voucher = issue_voucher(
-                    ps,
-                    hold=hold,
-                    shopper="alice",
-                    shopper_key=shopper.public_key,
-                    store=gate.store,
-                    currency="EUR",
-                    stored_value=0,
-                    bank=10**8,
-                    issued=now - 60,
-                    expires=now + 3600,
-                )
                 products = rng.sample(catalog, size)
                 items = [item(p.code, p.price, qty=rng.randint(1, 3)) for p in products]
-                slist = sign_list(
-                    shopper,
-                    list_id=list_id,
-                    hold=hold,
-                    store=gate.store,
-                    currency="EUR",
-                    created=now - 30,
-                    items=items,
-                )
-                challenge = new_challenge(gate, now)
-                answer = answer_challenge(shopper, challenge, slist)
-                raw = ExitPresentation(v=1, voucher=voucher, list=slist, answer=answer).encode()
-                taps.append((raw, challenge))
+                taps.append(presentation(ps, shopper, gate, items, now))
             total, checks, commits = [], [], []
             for n, (raw, challenge) in enumerate(taps):
                 t0 = time.perf_counter()

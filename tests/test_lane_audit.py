@@ -16,6 +16,7 @@ from gate.barcodes import variable_code
 from gate.errors import LaneError
 from gate.lane import LaneState
 from gate.protocol.parties import item
+from phone.card import ExitCard
 from tests.fixtures.lane import LaneRig, running_lane, shopping_list_of, wait_until
 from tests.fixtures.standins import PtyPair
 from tests.fixtures.store import EAN8, MILK, PEN, WEIGHT, WHISKY
@@ -35,6 +36,14 @@ def audit_rig(tmp_path: Path, mock_factory: MockFactory, pty_pair: PtyPair) -> I
     ) as rig:
         wait_until(lambda: rig.service.scanner.health()["connected"], 3, "the lane's scanner open")
         yield rig
+
+
+def audited(rig: LaneRig, *items: Any) -> ExitCard:
+    """A phone with these lines taps; its list is drawn for an audit, which holds the gate."""
+    phone = rig.shop.exit_card(items=list(items))
+    assert rig.tap(phone).doc.verdict == "attendant"
+    rig.wait_state(LaneState.AUDIT)
+    return phone
 
 
 def scan(rig: LaneRig, pty: PtyPair, *codes: str) -> None:
@@ -76,14 +85,12 @@ def test_another_shoppers_tap_during_an_audit_is_refused_and_the_audited_list_ca
     audit_rig: LaneRig, pty_pair: PtyPair
 ) -> None:
     rig = audit_rig
-    audited = rig.shop.exit_card(items=[item(PEN, 129)])
-    rig.tap(audited)
-    rig.wait_state(LaneState.AUDIT)
+    phone = audited(rig, item(PEN, 129))
     other = rig.shop.exit_card(items=[item(EAN8, 99)])
     assert rig.tap(other).doc.verdict == "deny"
     assert rig.wait_event("tap_refused").detail == "attendant audit in progress: tap again once it is over"
     with pytest.raises(LaneError, match="is in progress: end it first"):
-        rig.lane.approve(shopping_list_of(audited).list, "Dana")
+        rig.lane.approve(shopping_list_of(phone).list, "Dana")
     assert rig.relay_locked() and rig.outbox_ids() == []
 
 
@@ -91,9 +98,7 @@ def test_scanned_more_than_listed_is_shown_in_money_and_a_manager_call_keeps_the
     audit_rig: LaneRig, pty_pair: PtyPair
 ) -> None:
     rig = audit_rig
-    phone = rig.shop.exit_card(items=[item(PEN, 129)])
-    rig.tap(phone)
-    rig.wait_state(LaneState.AUDIT)
+    phone = audited(rig, item(PEN, 129))
     scan(rig, pty_pair, PEN, WHISKY, EAN8, "4006381333932")  # the last one is misread: not counted
     comparison = rig.lane.audit_comparison()
     assert not comparison.matches
@@ -119,8 +124,7 @@ def test_scanner_unplugged_mid_audit_keeps_the_scans_and_counts_again_once_back(
     audit_rig: LaneRig, pty_pair: PtyPair
 ) -> None:
     rig = audit_rig
-    rig.tap(rig.shop.exit_card(items=[item(PEN, 129), item(MILK, 119)]))
-    rig.wait_state(LaneState.AUDIT)
+    audited(rig, item(PEN, 129), item(MILK, 119))
     scan(rig, pty_pair, PEN)
     pty_pair.kill()
     wait_until(lambda: not rig.service.health()["scanner"]["connected"], 3, "the scanner seen unplugged")
@@ -167,3 +171,23 @@ def test_the_attendant_asks_to_audit_the_next_shopper(
         rig.lane.audit_call_manager("Dana")
         rig.wait_state(LaneState.IDLE)
         assert rig.tap(rig.shop.exit_card(items=[item(PEN, 129)])).doc.verdict == "pass"  # once only
+
+
+def test_a_fire_alarm_mid_audit_opens_the_gate_and_the_audit_holds_it_again_once_cleared(
+    audit_rig: LaneRig, pty_pair: PtyPair
+) -> None:
+    rig = audit_rig
+    phone = audited(rig, item(PEN, 129))
+    scan(rig, pty_pair, PEN)
+    rig.pin("fire").drive_high()
+    rig.wait_state(LaneState.EMERGENCY)
+    assert not rig.relay_locked()  # egress first, whatever the audit
+    rig.pin("fire").drive_low()
+    rig.wait_state(LaneState.AUDIT)
+    assert rig.relay_locked() and rig.lane.audit.scans == [PEN]
+    rig.lane.maintenance("locked", "checking the scanner")
+    rig.lane.maintenance(None, "scanner fine")
+    assert rig.lane.state == LaneState.AUDIT
+    rig.lane.audit_let_out("Dana")
+    rig.wait_state(LaneState.OPEN)
+    assert rig.outbox_ids() == [shopping_list_of(phone).list]

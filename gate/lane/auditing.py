@@ -44,6 +44,7 @@ class LaneAudits:
         def _save_events(self) -> None: ...
         def approve(self, list_id: bytes, attendant: str, *, audit: AuditRecord | None = None) -> None: ...
         def awaiting_attendant(self) -> list[Decision]: ...
+        def _waiting(self, list_id: bytes) -> tuple[Decision, float]: ...
         def _refusal(self, decision: Decision, state_at_tap: LaneState) -> tuple[str, str] | None: ...
 
     def _init_audits(self) -> None:
@@ -99,15 +100,11 @@ class LaneAudits:
 
     def start_audit(self, list_id: bytes, attendant: str) -> None:
         """Audit a list that waits for an attendant (age-restricted goods, say) before letting it out."""
-        self.awaiting_attendant()  # drops the stale ones
         with self._lock:
-            waiting = self._awaiting.get(list_id)
-            if waiting is None:
-                raise LaneError(f"no attendant check is waiting for list {list_id.hex()}")
-            decision = waiting[0]
+            decision, since = self._waiting(list_id)
             if not needs_audit(decision):
                 decision = asked_for(decision, attendant)
-                self._awaiting[list_id] = (decision, waiting[1])
+                self._awaiting[list_id] = (decision, since)
             self._begin_audit(decision, attendant)
         self._save_events()
 
@@ -130,6 +127,15 @@ class LaneAudits:
                 f"audit of list {audit.list_id.hex()} ({why}): re-scan the basket",
                 {"list": audit.list_id.hex(), "codes": list(decision.codes), "asked_by": asked_by},
             )
+            return True
+
+    def _resume_audit(self, why: str) -> bool:
+        """Back from an emergency or maintenance into the audit that was running: the gate held again."""
+        with self._lock:
+            if self._audit is None:
+                return False
+            self.io.lights(red=True, blink=True)
+            self._enter(LaneState.AUDIT, f"{why}: the audit of list {self._audit.list_id.hex()} goes on")
             return True
 
     # -- the scanner ----------------------------------------------------------------------------------------

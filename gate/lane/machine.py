@@ -231,6 +231,8 @@ class Lane(LaneAudits):
                 if self._fault:
                     self._enter(LaneState.FAULT, f"fire alarm cleared: {self._fault}")
                     return
+                if self._resume_audit("fire alarm cleared"):
+                    return
                 self._enter(LaneState.IDLE, "fire alarm cleared")
 
     def _beam(self, blocked: bool) -> None:
@@ -297,8 +299,9 @@ class Lane(LaneAudits):
                 self.io.secure()
             self.io.lights(green=mode == "open", red=mode == "locked")
             if mode is None:
-                back = LaneState.FAULT if self._fault else LaneState.IDLE
-                self._enter(back, f"back in service: {reason}", {"reason": reason})
+                if self._fault or not self._resume_audit(f"back in service: {reason}"):
+                    back = LaneState.FAULT if self._fault else LaneState.IDLE
+                    self._enter(back, f"back in service: {reason}", {"reason": reason})
             elif self._state == LaneState.MAINTENANCE:  # open <-> locked: no transition, still on record
                 self._event("maintenance", f"maintenance {mode}: {reason}", {"mode": mode, "reason": reason})
                 self.notifier.status(f"{self._state}: maintenance {mode}: {reason}")
@@ -480,9 +483,21 @@ class Lane(LaneAudits):
         """Lists sent to an attendant in the last ATTENDANT_WAIT_S seconds, oldest first."""
         with self._lock:
             now = self.monotonic()
-            for list_id in [k for k, (_, at) in self._awaiting.items() if now - at > ATTENDANT_WAIT_S]:
+            auditing = self._audit.list_id if self._audit else None  # waits as long as its audit takes
+            for list_id in [
+                k for k, (_, at) in self._awaiting.items() if now - at > ATTENDANT_WAIT_S and k != auditing
+            ]:
                 del self._awaiting[list_id]
             return [decision for decision, _ in self._awaiting.values()]
+
+    def _waiting(self, list_id: bytes) -> tuple[Decision, float]:
+        """The list's decision waiting for an attendant, and since when; LaneError if none (or stale)."""
+        self.awaiting_attendant()  # drops the stale ones
+        with self._lock:
+            waiting = self._awaiting.get(list_id)
+        if waiting is None:
+            raise LaneError(f"no attendant check is waiting for list {list_id.hex()}")
+        return waiting
 
     def approve(self, list_id: bytes, attendant: str, *, audit: AuditRecord | None = None) -> None:
         """An attendant checked the shopper's goods: commit the charge with their name, then open.
@@ -491,12 +506,8 @@ class Lane(LaneAudits):
         (deny lists, used lists, consumed holds) is read again, since the decision may be minutes old.
         A list the check sent to an audit is let out by its audit (`audit`, written with the charge).
         """
-        self.awaiting_attendant()  # drops the stale ones
         with self._lock:
-            waiting = self._awaiting.get(list_id)
-            if waiting is None:
-                raise LaneError(f"no attendant check is waiting for list {list_id.hex()}")
-            decision = waiting[0]
+            decision = self._waiting(list_id)[0]
             if audit is None and self._audit is not None:
                 raise LaneError(f"an audit of list {self._audit.list_id.hex()} is in progress: end it first")
             if audit is None and self.audit_required(list_id, decision):
