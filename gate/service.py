@@ -20,6 +20,7 @@ from gate.config import LaneConfig
 from gate.errors import SetupError
 from gate.forwarder import Forwarder
 from gate.lane import Lane, LaneTimings, ReaderLike
+from gate.lane.storage import StorageWatch
 from gate.legality import GateIdentity, Policy
 from gate.notify import Notifier
 from gate.peers.link import PeerLink
@@ -124,6 +125,7 @@ def open_lane(
                     {"applied_to": store.peer_cursor()},
                 )
         notify = [n.notify for n in (forwarder, peers) if n is not None]
+        lane_overrides.setdefault("storage", StorageWatch(config.lane.database))
         lane = Lane(
             gate=GateIdentity.from_config(config),
             policy=Policy.from_config(config),

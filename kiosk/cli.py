@@ -9,7 +9,6 @@ from pathlib import Path
 
 import click
 
-from drivers.nfc_pcsc import PhoneReader
 from gate.notify import Notifier
 from kiosk import config as kiosk_config
 from kiosk.service import KioskService
@@ -37,6 +36,15 @@ def run_command(config_path: Path, verbose: bool) -> None:
     Under systemd (Type=notify) it sends READY=1 once the screen listens, and WATCHDOG=1 while the tap and
     watch threads are alive.
     """
+    try:  # pyscard is the nfc extra: every other command works without it
+        from drivers.nfc_pcsc import PhoneReader
+    except ModuleNotFoundError as exc:
+        if exc.name != "smartcard":
+            raise
+        raise click.ClickException(
+            "pyscard is not installed, so the kiosk cannot talk to the NFC reader: install the nfc extra "
+            "(pip install '.[nfc]' in the checkout, or `make test` once, which builds it)"
+        ) from exc
     logging.basicConfig(
         level=logging.INFO if verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from gate.store.files import init_database
 from tests.fixtures.disks import SmallDisk
 
 
@@ -52,6 +53,7 @@ def test_demo_state_of_a_previous_run(tmp_path: Path) -> None:
 def test_gate_run_without_pyscard(lane_config_dir: Path) -> None:
     """A plain `make venv` has no pyscard: `gate run` names the extra to install."""
     config = lane_config_dir / "lane.toml"
+    init_database(lane_config_dir / "gate.db")
     done = _selfcheckout(
         "gate",
         "run",

@@ -25,6 +25,7 @@ from gate.errors import GateError, LaneError
 from gate.lane.auditing import LaneAudits
 from gate.lane.outcomes import LaneState, LaneTimings, Opening, TapOutcome
 from gate.lane.ports import GateIOLike, LaneStore, PhoneSessionLike, ReaderLike
+from gate.lane.storage import NoWatch, WatchLike
 from gate.legality import (
     Decision,
     GateIdentity,
@@ -37,6 +38,7 @@ from gate.legality import (
 from gate.notify import Notifier
 from gate.protocol.commands import INS_CHALLENGE, INS_RECEIPT
 from gate.protocol.keys import SigningKey, TrustedKeys
+from gate.store.database import StorageFault
 from gate.store.records import AuditRecord
 
 log = logging.getLogger(__name__)
@@ -78,6 +80,7 @@ class Lane(LaneAudits):
         clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
         nonce: Callable[[int], bytes] = os.urandom,
+        storage: WatchLike | None = None,
     ) -> None:
         self.gate = gate
         self.policy = policy
@@ -99,6 +102,8 @@ class Lane(LaneAudits):
         self._fire_alarm = False
         self._maintenance: str | None = None
         self._fault: str | None = None
+        self._storage_fault: str | None = None  # kept apart: a beam clearing must not end it
+        self.storage: WatchLike = storage or NoWatch()
         self._forced_door = False  # its alarm sounds until the door is shut again
         self._unsaved: list[tuple[str, str, dict[str, Any]]] = []
         # Lists sent to an attendant (audit, age-restricted goods), by list id, until approved or stale.
@@ -144,6 +149,11 @@ class Lane(LaneAudits):
         for i, (kind, detail, data) in enumerate(pending):
             try:
                 self.store.record_event(kind, detail, data)
+            except StorageFault as exc:
+                with self._lock:
+                    self._unsaved[:0] = pending[i:]
+                self._storage_failed(str(exc))
+                return
             except GateError:
                 log.exception("lane: %d event(s) not written yet", len(pending) - i)
                 with self._lock:
@@ -156,7 +166,8 @@ class Lane(LaneAudits):
                 "state": str(self._state),
                 "fire_alarm": self._fire_alarm,
                 "maintenance": self._maintenance,
-                "fault": self._fault,
+                "fault": self._storage_fault or self._fault,
+                "storage_fault": self._storage_fault,
                 "open_for": self._opening.list_id.hex() if self._opening and self._opening.list_id else None,
                 "audit": self._audit.health() if self._audit else None,
                 "last_turn_age_s": round(self.monotonic() - self.last_turn, 3),
@@ -228,8 +239,8 @@ class Lane(LaneAudits):
                     self._enter(LaneState.MAINTENANCE, "fire alarm cleared: maintenance (locked) continues")
                     return
                 self.io.lights()
-                if self._fault:
-                    self._enter(LaneState.FAULT, f"fire alarm cleared: {self._fault}")
+                if self._fault or self._storage_fault:
+                    self._enter(LaneState.FAULT, f"fire alarm cleared: {self._storage_fault or self._fault}")
                     return
                 if self._resume_audit("fire alarm cleared"):
                     return
@@ -273,7 +284,9 @@ class Lane(LaneAudits):
     def _clear_fault(self) -> None:
         with self._lock:
             self._fault = None
-            if self._state == LaneState.FAULT:  # back to the opening the fault interrupted, if any
+            if (
+                self._state == LaneState.FAULT and self._storage_fault is None
+            ):  # back to the opening the fault interrupted, if any
                 self._enter(LaneState.OPEN if self._opening else LaneState.IDLE, "fault cleared")
 
     # -- technician ------------------------------------------------------------------------------------------
@@ -299,8 +312,8 @@ class Lane(LaneAudits):
                 self.io.secure()
             self.io.lights(green=mode == "open", red=mode == "locked")
             if mode is None:
-                if self._fault or not self._resume_audit(f"back in service: {reason}"):
-                    back = LaneState.FAULT if self._fault else LaneState.IDLE
+                if self._fault or self._storage_fault or not self._resume_audit(f"back in service: {reason}"):
+                    back = LaneState.FAULT if (self._fault or self._storage_fault) else LaneState.IDLE
                     self._enter(back, f"back in service: {reason}", {"reason": reason})
             elif self._state == LaneState.MAINTENANCE:  # open <-> locked: no transition, still on record
                 self._event("maintenance", f"maintenance {mode}: {reason}", {"mode": mode, "reason": reason})
@@ -323,7 +336,8 @@ class Lane(LaneAudits):
             self.close()
 
     def turn(self, poll_s: float = 0.2) -> TapOutcome | None:
-        """One loop turn: time-outs, then at most one tap. Pings the watchdog only when it comes back."""
+        """One loop turn: time-outs, then at most one tap. Pings the watchdog only when it comes back, and
+        not while the storage is failing (systemd then restarts the lane, and the technician is told)."""
         self._tick()
         outcome = None
         try:
@@ -341,13 +355,57 @@ class Lane(LaneAudits):
                 log.exception("lane: the tap failed")
                 self._event("tap_failed", f"{type(exc).__name__}: {exc}", {})
                 self._back_to_idle("tap failed")
+                if isinstance(exc, StorageFault):
+                    self._storage_failed(str(exc))
             if outcome is not None:
                 self.last_outcome = outcome
         self._tick()
         self._save_events()
+        self._watch_storage()
         self.last_turn = self.monotonic()
-        self.notifier.watchdog(self.last_turn)
+        if self._storage_fault is None:
+            self.notifier.watchdog(self.last_turn)
         return outcome
+
+    # -- the storage under the database ------------------------------------------------------------------
+    def _storage_failed(self, detail: str) -> None:
+        """No durable record can be made: stop deciding, secure the gate, show red, say why."""
+        with self._lock:
+            if self._storage_fault is not None:
+                return
+            self._storage_fault = f"storage: {detail}"
+            log.error("lane: %s", self._storage_fault)
+            self._event("fault", self._storage_fault, {"code": "storage"})
+            if self._state in (LaneState.EMERGENCY, LaneState.MAINTENANCE):
+                return
+            if self._opening is not None:  # a committed pass: the shopper had the gate; it closes now
+                self._opening = None
+                self.io.secure()
+            self.io.lights(red=True)
+            self._enter(LaneState.FAULT, self._storage_fault)
+
+    def _watch_storage(self) -> None:
+        problem = self.storage.problem()
+        if problem is not None:
+            self._storage_failed(problem)
+            return
+        if self._storage_fault is None or not self.storage.probe_due(self.monotonic()):
+            return
+        reconnect = getattr(self.store, "reconnect", None)
+        if reconnect is not None:
+            reconnect()
+        try:
+            self.store.record_event("storage", f"the database is writable again ({self._storage_fault})", {})
+        except GateError as exc:
+            log.info("lane: the database is not writable yet: %s", exc)
+            return
+        with self._lock:
+            log.warning("lane: the database is writable again")
+            self._storage_fault = None
+            if self._state == LaneState.FAULT and self._fault is None:
+                self.io.lights()
+                self._enter(LaneState.IDLE, "storage fault cleared")
+        self._save_events()
 
     def _tick(self) -> None:
         with self._lock:
@@ -512,7 +570,7 @@ class Lane(LaneAudits):
                 raise LaneError(f"an audit of list {self._audit.list_id.hex()} is in progress: end it first")
             if audit is None and self.audit_required(list_id, decision):
                 raise LaneError(f"list {list_id.hex()} was picked for an audit: re-scan the basket first")
-            if self._fire_alarm or self._maintenance is not None or self._fault is not None:
+            if self._fire_alarm or self._maintenance is not None or (self._fault or self._storage_fault):
                 raise LaneError(f"the lane is not in service ({self._state}): approve once it is")
             if self._opening is not None:
                 raise LaneError("the gate is open for another shopper: approve once it has closed")
@@ -556,8 +614,8 @@ class Lane(LaneAudits):
             return "emergency", "fire alarm: taps are not charged while the gate is held open"
         if self._maintenance is not None:
             return "deny", f"lane in maintenance ({self._maintenance})"
-        if self._fault is not None:
-            return "deny", f"lane fault: {self._fault}"
+        if self._storage_fault is not None or self._fault is not None:
+            return "deny", f"lane fault: {self._storage_fault or self._fault}"
         auditing = self._audit_refusal(decision)
         if auditing is not None:
             return auditing

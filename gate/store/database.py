@@ -87,6 +87,7 @@ class StoreBase:
         self._connections: list[tuple[threading.Thread, Database]] = []
         self._closed = False
         self._commits = 0  # since the last checkpoint (approximate across threads; only a trigger)
+        self._generation = 0  # bumped by reconnect()
         if not self._memory:
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         self._shared: Database | None = None
@@ -150,12 +151,23 @@ class StoreBase:
                 yield self._shared
             return
         db = getattr(self._local, "db", None)
+        if db is not None and getattr(self._local, "generation", 0) != self._generation:
+            _close(db)  # reconnect() was called: this thread's connection is replaced on its next use
+            db = None
         if db is None:
             with self._lock:
                 self._connections = [(t, d) for t, d in self._connections if t.is_alive() or _close(d)]
                 db = self._local.db = self._open()
+                self._local.generation = self._generation
                 self._connections.append((threading.current_thread(), db))
         yield db
+
+    def reconnect(self) -> None:
+        """Open every thread's connection anew on its next use (each thread closes its own old one).
+
+        After a storage fault SQLite may keep a connection read-only (its shared-memory file reopened
+        read-only) although the disk is writable again; a new connection sees the disk as it is now."""
+        self._generation += 1
 
     @contextlib.contextmanager
     def _read(self) -> Iterator[Database]:
