@@ -45,6 +45,7 @@ REASONS = {
     "shopper_denied": "Your account is blocked, for example by an unpaid charge. Top up or ask staff.",
     "offline_limit": "The gate cannot reach the store's payment system for now. Please see staff.",
     "attendant_item": "An item needs a check by staff (age-restricted or security-tagged).",
+    "label_implausible": "A weight or price label looks unusual: staff will check the item with you.",
     "audit": "You were chosen for a random check. Thank you for your patience.",
 }
 
