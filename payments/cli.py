@@ -120,6 +120,7 @@ def _settings(cfg: Any, *, with_key: bool) -> PaymentsConfig:
         hold_ttl_s=cfg.timings.hold_ttl_s,
         charge_grace_s=cfg.timings.charge_grace_s,
         settle_workers=SETTLE_WORKERS if with_key else 0,
+        gs1=tuple(cfg.barcodes.gs1),
     )
 
 

@@ -8,6 +8,7 @@ never in the unit's command line. Mistakes are one line naming the file and the 
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import secrets
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from gate import config as rules
+from gate.config import BarcodesSection
 from gate.errors import ConfigError
 from gate.protocol.keys import SigningKey, write_public_key, write_secret_key
 
@@ -84,6 +86,7 @@ class PaymentsFile:
     listen: ListenSection = rules.spec(default_factory=ListenSection)
     bank: BankSection = rules.spec()
     timings: TimingsSection = rules.spec(default_factory=TimingsSection)
+    barcodes: BarcodesSection = rules.spec(default_factory=BarcodesSection)
     source: Path = field(default=Path("<memory>"), compare=False)
 
 
@@ -96,9 +99,7 @@ def load(path: str | Path) -> PaymentsFile:
     """Read and validate a payment-system config; relative paths are taken from the file's folder."""
     path = Path(path)
     config: PaymentsFile = rules.build(PaymentsFile, rules.read_toml(path), path)
-    return PaymentsFile(
-        store=config.store, listen=config.listen, bank=config.bank, timings=config.timings, source=path
-    )
+    return dataclasses.replace(config, source=path)
 
 
 def read_admin_token(config: PaymentsFile) -> str | None:

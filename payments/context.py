@@ -7,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from gate.config import Gs1Layout
 from gate.protocol.keys import SigningKey, TrustedKeys
 from payments.bank import BankConnector
 from payments.db import Database
@@ -39,6 +40,9 @@ class PaymentsConfig:
     settle_lease_s: int = 60
     bank_concurrency: int = 32
     max_batch: int = 500
+    # The store's GS1 price- and weight-embedded barcode layouts, signed in every feed page for the phones;
+    # the same as every lane's [[barcodes.gs1]].
+    gs1: tuple[Gs1Layout, ...] = ()
     clock: Callable[[], float] = field(default=time.time)
 
 

@@ -10,13 +10,13 @@ from __future__ import annotations
 from typing import Any
 
 from gate.protocol.documents import VERSION, sign
-from gate.protocol.feed import MAX_CONSUMED, MAX_GATES, MAX_PRICES, GateFeed, GateKey, PriceEntry
+from gate.protocol.feed import MAX_CONSUMED, MAX_GATES, MAX_PRICES, GateFeed, GateKey, Gs1Entry, PriceEntry
 from payments.context import Context
 from payments.db import Tx
 from payments.errors import BadRequest, PaymentsError
 from payments.wire import b64
 
-FEED_PAGE_BYTES = 56_000  # under the protocol's 64 KiB document limit, with room for the envelope
+FEED_PAGE_BYTES = 56_000  # under the protocol's 65,535-byte document limit, with room for the envelope
 FEED_PAGE_ROWS = 5000
 
 __all__ = ["MAX_GATES", "Feed", "add_change", "latest"]
@@ -127,5 +127,6 @@ class Feed:
             consumed=tuple(consumed),
             prices=tuple(prices),
             gates=tuple(gates),
+            gs1=tuple(Gs1Entry.of(layout) for layout in self.ctx.config.gs1),
         )
         return {"feed": b64(sign(feed, self.ctx.key).encode()), "version": version, "latest": newest}

@@ -24,7 +24,7 @@ from phone.basket import Basket, Line
 from phone.errors import PhoneError
 from phone.kiosk_tap import tap_kiosk
 from phone.money import parse_amount
-from phone.terminal import Phone, Visit, parse_gs1
+from phone.terminal import Phone, Visit
 
 DEFAULT_STATE = Path(click.get_app_dir("selfcheckout")) / "phone"
 
@@ -88,13 +88,6 @@ def init(phone: Phone) -> None:
     type=click.Path(dir_okay=False, path_type=Path),
     help="The PS public key file (ps.pub) given with the app: pin only that key.",
 )
-@click.option(
-    "--gs1",
-    "gs1",
-    multiple=True,
-    help="A GS1 price/weight barcode layout of the store, PREFIX:price|weight:ITEM:VALUE[:check], "
-    "e.g. 21:weight:5:5 (repeat for each).",
-)
 @pass_phone
 def enrol(
     phone: Phone,
@@ -104,7 +97,6 @@ def enrol(
     token: str | None,
     ps_key_id: str | None,
     ps_key_file: Path | None,
-    gs1: tuple[str, ...],
 ) -> None:
     """Enrol this phone's key with the store's payment system and pin the keys it trusts.
 
@@ -113,11 +105,7 @@ def enrol(
     """
     if ps_key_file is not None:
         ps_key_id = key_id(read_public_key(ps_key_file))
-    try:
-        layouts = [parse_gs1(text) for text in gs1]
-    except ValueError as exc:
-        raise click.BadParameter(str(exc), param_hint="--gs1") from exc
-    profile = phone.enrol(ps_url, shopper, bank_account, token=token, ps_key_id=ps_key_id, gs1=layouts)
+    profile = phone.enrol(ps_url, shopper, bank_account, token=token, ps_key_id=ps_key_id)
     click.echo(
         f"enrolled {profile.shopper} at store {profile.store} ({profile.currency}) with key {phone.key_id}"
     )

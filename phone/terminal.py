@@ -27,7 +27,7 @@ from __future__ import annotations
 import os
 import re
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -50,6 +50,7 @@ from gate.protocol.documents import (
     open_signed,
     sign,
 )
+from gate.protocol.feed import Gs1Entry
 from gate.protocol.keys import SigningKey, TrustedKeys, check_public_key, key_id
 from gate.protocol.kiosk import ProposedList
 from gate.protocol.parties import new_id
@@ -74,7 +75,8 @@ _GS1_TEXT = re.compile(r"(2[0-9]):(price|weight):([1-9]):([1-6])(:check)?")
 @dataclass(frozen=True)
 class Profile:
     """Who the shopper is at which store, and the keys the phone trusts there: the PS keys pinned at
-    enrolment, and the gate keys of the last feed signed by one of them (replaced at every sync)."""
+    enrolment, and the gate keys and GS1 barcode layouts of the last feed signed by one of them (replaced
+    at every sync)."""
 
     shopper: str
     bank_account: str | None
@@ -127,7 +129,7 @@ class Profile:
 
 
 def parse_gs1(text: str) -> Gs1Layout:
-    """A GS1 layout as the command line writes it: PREFIX:KIND:ITEM_DIGITS:VALUE_DIGITS[:check]."""
+    """A GS1 layout as the profile keeps it: PREFIX:KIND:ITEM_DIGITS:VALUE_DIGITS[:check]."""
     m = _GS1_TEXT.fullmatch(text.strip())
     if not m:
         raise ValueError(
@@ -139,6 +141,16 @@ def parse_gs1(text: str) -> Gs1Layout:
     if 2 + layout.item_digits + (1 if layout.value_check_digit else 0) + layout.value_digits + 1 != 13:
         raise ValueError(f"{text!r}: prefix, item, value and check digits do not add up to an EAN-13")
     return layout
+
+
+def _layout(entry: Gs1Entry) -> Gs1Layout:
+    return Gs1Layout(
+        prefix=entry.prefix,
+        kind=entry.kind,
+        item_digits=entry.item_digits,
+        value_digits=entry.value_digits,
+        value_check_digit=bool(entry.value_check_digit),
+    )
 
 
 def gs1_text(layout: Gs1Layout) -> str:
@@ -266,10 +278,10 @@ class Phone:
         *,
         token: str | None = None,
         ps_key_id: str | None = None,
-        gs1: Sequence[Gs1Layout] = (),
     ) -> Profile:
         """Bind this phone's key to the user name (and bank account) at the store's payment system, pin the
-        keys it signs with, and sync: the catalog and the store's gate keys come in its signed feed.
+        keys it signs with, and sync: the catalog, the store's gate keys and its GS1 layouts come in its
+        signed feed.
 
         `token` authorises the enrolment (the reference PS takes its admin token; a store's account service
         gives one at login) and is used for nothing else; without it the store is taken to have enrolled
@@ -295,13 +307,12 @@ class Phone:
                 store=store,
                 currency=currency,
                 ps_keys=ps_keys,
-                gs1=tuple(gs1),
                 enrolled=self.now(),
             )
         old = Profile.from_json(self.state.read_json(PROFILE)) if self.state.exists(PROFILE) else None
         if old is not None and (old.store, old.ps_url) == (profile.store, profile.ps_url):
             # Enrolling again at the same store (to re-pin its keys): keep the gate keys until the sync.
-            profile = replace(profile, gates=old.gates, gs1=profile.gs1 or old.gs1)
+            profile = replace(profile, gates=old.gates, gs1=old.gs1)
         else:
             self.state.remove(CATALOG)  # another store: never a mix of two stores' prices
         self.state.create()
@@ -314,13 +325,14 @@ class Phone:
 
         Every page is verified (a pinned PS key, this store, our fresh nonce, our version) before anything
         is written. The gate keys are the whole list on every page: the last page's replace the pinned
-        ones, so a revoked gate's receipts are refused from now on. No token and no unsigned answer.
+        ones, so a revoked gate's receipts are refused from now on; the GS1 layouts too, so labels are split
+        as the store's gates split them. No token and no unsigned answer.
         """
         profile = self.profile
         cached = self.state.read_json(CATALOG) or {"version": 0, "prices": []}
         version, rows = cached["version"], list(cached["prices"])
         changes = 0
-        gates = profile.gates
+        gates, gs1 = profile.gates, profile.gs1
         with self._ps() as ps:
             for _ in range(MAX_FEED_PAGES):
                 nonce = os.urandom(NONCE_BYTES)
@@ -332,6 +344,7 @@ class Phone:
                     rows.append(entry.to_map())
                     changes += 1
                 gates = page.gate_keys()
+                gs1 = tuple(_layout(entry) for entry in page.gs1)
                 if page.version >= page.latest:
                     version = page.version
                     break
@@ -342,8 +355,8 @@ class Phone:
                 raise Refused(f"store feed refused: more than {MAX_FEED_PAGES} pages")
         _catalog(rows)  # refuses a malformed entry before anything is written
         self.state.write_json(CATALOG, {"version": version, "prices": rows, "synced": self.now()})
-        if gates != profile.gates:
-            self.state.write_json(PROFILE, replace(profile, gates=gates).to_json())
+        if (gates, gs1) != (profile.gates, profile.gs1):
+            self.state.write_json(PROFILE, replace(profile, gates=gates, gs1=gs1).to_json())
         return SyncResult(version, len(_codes(rows)), changes, tuple(sorted(gates)))
 
     def catalog(self) -> MemoryCatalog:

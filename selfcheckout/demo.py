@@ -118,7 +118,6 @@ class Store:
             name,
             bank_account=f"DE-{name.upper()}",
             token=self.stack.admin_token,
-            gs1=self.service.config.barcodes.gs1,
         )
         if top_up:
             self.stack.top_up(name, top_up)
@@ -233,7 +232,12 @@ class Eavesdropper:
 @contextmanager
 def open_store(folder: Path, say: Timeline, *, vpcd: bool = False) -> Iterator[Store]:
     with ExitStack() as stack:
-        ps = stack.enter_context(LocalStack.start(folder, currency=CURRENCY))
+        # The payment system signs the lane's GS1 layouts into its feed: the phones split labels as it does.
+        gs1 = tuple(
+            lane_config.Gs1Layout(**table)
+            for table in lane_config.read_toml(lane_config.EXAMPLE)["barcodes"]["gs1"]
+        )
+        ps = stack.enter_context(LocalStack.start(folder, currency=CURRENCY, gs1=gs1))
         say("store", f"bank at {ps.bank.url}, payment system at {ps.url} (store {ps.store_id})")
         items = [
             {

@@ -25,6 +25,7 @@ from phone.terminal import Phone, parse_gs1
 from selfcheckout.cli import main
 from tests.fixtures.payments import GUM, MILK, PEN
 from tests.fixtures.phone import PhoneShop
+from tests.fixtures.store import LAYOUTS
 
 WEIGHT = Gs1Layout(prefix="21", kind="weight", item_digits=5, value_digits=5)
 PRICE = Gs1Layout(prefix="23", kind="price", item_digits=5, value_digits=4, value_check_digit=True)
@@ -144,7 +145,6 @@ def test_goods_by_weight_and_with_the_price_in_the_barcode(phone_shop: PhoneShop
     with side.forwarder() as forwarder:
         forwarder.sync_once()
     phone_shop.cli("init")
-    layouts = ["--gs1", "21:weight:5:5", "--gs1", "23:price:5:4:check"]
     enrol = [
         "enrol",
         "--ps",
@@ -156,7 +156,9 @@ def test_goods_by_weight_and_with_the_price_in_the_barcode(phone_shop: PhoneShop
         "--token",
         stack.admin_token,
     ]
-    phone_shop.cli(*enrol, *layouts)
+    phone_shop.cli(*enrol)
+    # The store's layouts came with its signed feed, exactly as the gates have them.
+    assert {layout.prefix: layout for layout in phone_shop.phone.profile.gs1} == LAYOUTS
     phone_shop.cli("hold", "--estimate", "20")
     out = phone_shop.cli(
         "scan", variable_code(WEIGHT, "00231", 412), variable_code(PRICE, "00123", 275), "--more"

@@ -15,7 +15,7 @@ import pytest
 from gate.errors import DecodeError, SignatureError
 from gate.protocol import encoding
 from gate.protocol.documents import VERSION, open_signed, sign
-from gate.protocol.feed import MAX_GATES, GateFeed, GateKey, PriceEntry
+from gate.protocol.feed import MAX_GATES, GateFeed, GateKey, Gs1Entry, PriceEntry
 from gate.protocol.keys import SigningKey, TrustedKeys
 from gate.sync import verify_feed
 from phone.checks import check_feed
@@ -41,6 +41,7 @@ def feed(**changes: Any) -> GateFeed:
         "consumed": (),
         "prices": (PriceEntry("4006381333931", "Stabilo pen", "stationery", "each", 129, "EUR", 0),),
         "gates": (GateKey("gate-01", GATE_01.public_key), GateKey("gate-02", GATE_02.public_key)),
+        "gs1": (Gs1Entry("21", "weight", 5, 5, 0), Gs1Entry("23", "price", 5, 4, 1)),
     }
     return GateFeed(**{**fields, **changes})
 
@@ -120,6 +121,21 @@ def test_a_feed_with_a_tampered_gate_key_fails_the_signature_at_gate_and_phone()
     # The whole list is signed: dropping a gate (to make the phone refuse its receipts) is caught as well.
     with pytest.raises(Refused, match=r"store feed refused: .*signature"):
         check_feed(tampered(genuine, gates=gates[:1]), trusted, store=STORE, nonce=NONCE, since=0)
+
+
+def test_the_gs1_layouts_are_signed_with_the_page() -> None:
+    """A label layout moved on the way (a price label read as a weight) breaks the signature at the phone."""
+    genuine = sign(feed(), PS).encode()
+    trusted = TrustedKeys([PS.public_key])
+    page = check_feed(genuine, trusted, store=STORE, nonce=NONCE, since=0).doc
+    assert [(g.prefix, g.kind, g.value_check_digit) for g in page.gs1] == [
+        ("21", "weight", 0),
+        ("23", "price", 1),
+    ]
+    layouts = body_map(feed())["gs1"]
+    forged = tampered(genuine, gs1=[layouts[0], {**layouts[1], "kind": "weight"}])
+    with pytest.raises(Refused, match=r"store feed refused: .*signature"):
+        check_feed(forged, trusted, store=STORE, nonce=NONCE, since=0)
 
 
 def test_a_recorded_feed_cannot_bring_a_revoked_gate_back() -> None:

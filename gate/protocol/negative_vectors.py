@@ -450,6 +450,21 @@ def _feed(out: _Out, feed: Signed[GateFeed]) -> None:
     )
     out.signed(t, "shape", "a product name holding U+0085 (a C1 control)", ps, with_name("Pen\u0085"))
     out.signed(t, "shape", "an empty product name", ps, with_name(""))
+    layout = fields["gs1"][0]
+
+    def with_gs1(*layouts: dict[str, Any]) -> bytes:
+        return encoding.encode({**fields, "gs1": list(layouts)})
+
+    out.signed(
+        t,
+        "cross-field rule",
+        "a GS1 layout of 14 digits (2 + item + check digit + value + 1 must be 13)",
+        ps,
+        with_gs1({**layout, "item_digits": layout["item_digits"] + 1}),
+    )
+    out.signed(t, "cross-field rule", "one GS1 prefix listed twice", ps, with_gs1(layout, layout))
+    out.signed(t, "shape", "a GS1 prefix outside 20-29", ps, with_gs1({**layout, "prefix": "30"}))
+    out.signed(t, "range", "value_check_digit 2 (0 or 1)", ps, with_gs1({**layout, "value_check_digit": 2}))
     out.bad_signature(t, "signed by the gate's key", resign(out.parties.gate, t, feed.body), "payment-system")
 
 

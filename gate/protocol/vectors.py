@@ -36,7 +36,7 @@ from gate.protocol.documents import (
     sign,
     signing_input,
 )
-from gate.protocol.feed import GateFeed, GateKey, PriceEntry
+from gate.protocol.feed import GateFeed, GateKey, Gs1Entry, PriceEntry
 from gate.protocol.keys import SigningKey
 from gate.protocol.kiosk import KioskHello, KioskPoll, KioskReply, ProposedList
 from gate.protocol.negative_vectors import Parties, encoding_edges, negatives
@@ -228,6 +228,7 @@ def build() -> dict[str, Any]:
                 ),
             ),
             gates=(GateKey(gate=GATE, public_key=gate.public_key),),
+            gs1=tuple(Gs1Entry.of(layout) for layout in LAYOUTS),
         ),
         ps,
     )
