@@ -4,6 +4,7 @@ wait in a buffer), a port already taken one KioskError line."""
 from __future__ import annotations
 
 import threading
+import warnings
 from typing import Any
 
 import waitress
@@ -21,10 +22,14 @@ class ScreenServer:
         dispatcher = ThreadedTaskDispatcher()
         dispatcher.set_thread_count(threads)
         try:
-            self._server = waitress.create_server(
-                app, map=self._map, _dispatcher=dispatcher, host=host, port=port, threads=threads,
-                ident="selfcheckout-kiosk", clear_untrusted_proxy_headers=True,
-            )  # fmt: skip
+            with warnings.catch_warnings():
+                # send_bytes=1 wakes the server loop on every write, so an event leaves at once instead of
+                # at the loop's next poll; waitress warns that the option will go, and has no other one.
+                warnings.simplefilter("ignore", DeprecationWarning)
+                self._server = waitress.create_server(
+                    app, map=self._map, _dispatcher=dispatcher, host=host, port=port, threads=threads,
+                    ident="selfcheckout-kiosk", send_bytes=1, clear_untrusted_proxy_headers=True,
+                )  # fmt: skip
         except OSError as exc:
             wasyncore.close_all(self._map)
             dispatcher.shutdown()

@@ -10,6 +10,7 @@ The server listens on loopback only (the kiosk's own browser is its only client)
 
 from __future__ import annotations
 
+import functools
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -51,8 +52,14 @@ def create_app(kiosk: Kiosk) -> Flask:
     Babel(app, locale_selector=lambda: kiosk.language)
     app.jinja_env.trim_blocks = app.jinja_env.lstrip_blocks = True
 
+    @functools.lru_cache(maxsize=4096)
+    def money_in(minor: int, language: str) -> str:
+        with force_locale(language):
+            return format_currency(Decimal(minor).scaleb(-exponent(kiosk.currency)), kiosk.currency)
+
     def money(minor: int) -> str:
-        return format_currency(Decimal(minor).scaleb(-exponent(kiosk.currency)), kiosk.currency)
+        """Minor units in the shopper's language; cached, since a screen repeats its prices on every scan."""
+        return money_in(minor, kiosk.language)
 
     def notice_text() -> str:
         notice = kiosk.notice

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from kiosk.config import example_with
 from tests.fixtures.kiosk import KIOSK_VIEWPORT, KioskRig, kiosk_config_for, wait_for
 from tests.fixtures.payments import MILK, PEN, free_port
 
@@ -42,19 +43,6 @@ def test_an_idle_session_is_warned_about_then_cleared(kiosk_rig: KioskRig) -> No
     assert "cleared after 4 s without activity" in rig.expect_notice("idle_cleared")
 
 
-def _toml(config: dict[str, Any]) -> str:
-    from gate.config import _toml as value
-
-    lines = []
-    for table, values in config.items():
-        arrays = {k: v for k, v in values.items() if isinstance(v, list) and v and isinstance(v[0], dict)}
-        lines += [f"[{table}]", *(f"{k} = {value(v)}" for k, v in values.items() if k not in arrays), ""]
-        for sub, entries in arrays.items():
-            for entry in entries:
-                lines += [f"[[{table}.{sub}]]", *(f"{k} = {value(v)}" for k, v in entry.items()), ""]
-    return "\n".join(lines)
-
-
 def test_a_kiosk_killed_mid_session_says_so_when_it_is_back(
     phone_shop: Any, gate_side: Any, pcsc: Any, pty_pair: Any, chromium: Any, tmp_path: Path
 ) -> None:
@@ -63,15 +51,16 @@ def test_a_kiosk_killed_mid_session_says_so_when_it_is_back(
 
     config = kiosk_config_for(tmp_path, phone_shop, gate_side, pty_pair)
     port = free_port()
-    table = {
-        "kiosk": {k: str(v) for k, v in vars(config.kiosk).items()},
-        "payments": {"url": config.payments.url, "public_key_files": [str(gate_side.ps_public_key_file)]},
-        "scanner": {"port_url": config.scanner.port_url, "debounce_ms": 0},
-        "reader": {"name_pattern": config.reader.name_pattern, "exchange_timeout_ms": 2000},
-        "screen": {"host": "127.0.0.1", "port": port},
-    }
     path = tmp_path / "kiosk.toml"
-    path.write_text(_toml(table))
+    path.write_text(
+        example_with(
+            kiosk={k: str(v) for k, v in vars(config.kiosk).items()},
+            payments={"url": config.payments.url, "public_key_files": [str(gate_side.ps_public_key_file)]},
+            scanner={"port_url": config.scanner.port_url, "debounce_ms": 0},
+            reader={"name_pattern": config.reader.name_pattern, "exchange_timeout_ms": 2000},
+            screen={"host": "127.0.0.1", "port": port},
+        )
+    )
     command = [sys.executable, "-m", "selfcheckout", "kiosk", "run", "--config", str(path)]
 
     def start() -> subprocess.Popen[bytes]:
