@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import os
+import shutil
 import signal
 import threading
 from pathlib import Path
@@ -64,3 +66,49 @@ def run_command(config_path: Path, verbose: bool) -> None:
             if service.alive():
                 notifier.watchdog()
         notifier.stopping()
+
+
+# Chromium as a kiosk screen: full screen, no first-run or crash bubbles, no pinch or swipe navigation, no
+# translate prompt, no network but the kiosk's own page; the page itself never reloads.
+CHROMIUM_FLAGS = (
+    "--kiosk",
+    "--no-first-run",
+    "--noerrdialogs",
+    "--disable-infobars",
+    "--disable-translate",
+    "--disable-features=Translate,TouchpadOverscrollHistoryNavigation",
+    "--overscroll-history-navigation=0",
+    "--disable-pinch",
+    "--disable-session-crashed-bubble",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--ozone-platform=wayland",
+)
+
+
+def screen_command(url: str, *, cage: str = "cage", chromium: str = "chromium", profile: str) -> list[str]:
+    """cage (a Wayland compositor that shows one application full screen) running Chromium on the URL."""
+    return [cage, "-d", "--", chromium, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", url]
+
+
+@kiosk_group.command("screen")
+@_CONFIG
+@click.option(
+    "--profile",
+    default=lambda: os.environ.get("STATE_DIRECTORY", "/var/lib/selfcheckout-screen"),
+    help="Chromium's profile folder. Default: systemd's STATE_DIRECTORY.",
+)
+@click.option("--print", "print_only", is_flag=True, help="Print the command instead of running it.")
+def screen_command_cli(config_path: Path, profile: str, print_only: bool) -> None:
+    """Show the kiosk's screen: Chromium in kiosk mode on [screen] host:port, under the cage compositor."""
+    cfg = kiosk_config.load(config_path)
+    url = f"http://{cfg.screen.host}:{cfg.screen.port}/"
+    command = screen_command(url, profile=profile)
+    if print_only:
+        click.echo(" ".join(command))
+        return
+    for program in command[:1] + command[3:4]:
+        if shutil.which(program) is None:
+            raise click.ClickException(f"{program} is not installed: apt-get install cage chromium")
+    os.execvp(command[0], command)
