@@ -141,15 +141,17 @@ def _hand_back(owner: tuple[int, int], say: Say) -> None:
                     say(f"handed {path} back to {layout.USER}")
 
 
-def make_venv(venv: Path, extras: Sequence[str], *, log: Path, say: Say = print) -> None:
+def make_venv(
+    venv: Path, extras: Sequence[str], *, log: Path, say: Say = print, python: str = sys.executable
+) -> None:
     """A virtualenv with the runtime dependencies and `extras` only (never the test tools); the bench's
     install.runtime_mb measures one made here. One whose python no longer runs (a Debian upgrade) is
     made again."""
-    python = venv / "bin" / "python"
-    if venv.exists() and not _runs(python):
+    inside = venv / "bin" / "python"
+    if venv.exists() and not _runs(inside):
         system.remove(venv)
-    if not python.exists():
-        system.run([sys.executable, "-m", "venv", venv], log=log)
+    if not inside.exists():
+        system.run([python, "-m", "venv", venv], log=log)
     spec = f"selfcheckout[{','.join(extras)}]" if extras else "selfcheckout"
     say(f"installing {spec} into {venv} (log: {log})")
     with tempfile.TemporaryDirectory(prefix="selfcheckout-build-") as build:
@@ -167,7 +169,7 @@ def make_venv(venv: Path, extras: Sequence[str], *, log: Path, say: Say = print)
         except (OSError, shutil.Error) as exc:
             raise InstallError(f"cannot copy the checkout {layout.SOURCE} to build it: {exc}") from exc
         target = f"{tree}[{','.join(extras)}]" if extras else str(tree)
-        pip = [python, "-m", "pip", "install", "--upgrade", "--disable-pip-version-check", "--no-input"]
+        pip = [inside, "-m", "pip", "install", "--upgrade", "--disable-pip-version-check", "--no-input"]
         env = layout.ARM32_PIP_ENV if platform.machine() in layout.ARM32 else {}
         system.run([*pip, target], log=log, env=env)
     version = system.run([venv / "bin" / "selfcheckout", "--version"]).strip()
