@@ -200,7 +200,7 @@ def doctor_command(config_path: Path, mock_gpio: bool, as_json: bool) -> None:
 
 
 def _add_lane_commands() -> None:
-    from gate.database_cli import backup_command, init_command, restore_command
+    from gate.database_cli import backup_command, init_command, prune_command, restore_command
     from gate.lane_cli import events_command, run_command
     from gate.scanner_cli import scanner_test_command
 
@@ -209,6 +209,7 @@ def _add_lane_commands() -> None:
     gate.add_command(init_command)
     gate.add_command(backup_command)
     gate.add_command(restore_command)
+    gate.add_command(prune_command)
     gate.add_command(scanner_test_command)
 
 

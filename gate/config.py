@@ -155,6 +155,13 @@ class OfflineSection:
 
 
 @dataclass(frozen=True, kw_only=True)
+class RetentionSection:
+    events_days: int = _spec("days > 0", check=_positive, default=90)
+    settled_charges_days: int = _spec("days > 0", check=_positive, default=30)
+    prune_every_s: float = _spec("seconds > 0", check=_positive, default=3600.0)
+
+
+@dataclass(frozen=True, kw_only=True)
 class ForwarderSection:
     backoff_base_ms: int = _spec("milliseconds > 0", check=_positive, default=500)
     backoff_cap_ms: int = _spec("milliseconds > 0", check=_positive, default=60_000)
@@ -215,6 +222,7 @@ class LaneConfig:
     policy: PolicySection = _spec(default_factory=PolicySection)
     offline: OfflineSection = _spec(default_factory=OfflineSection)
     forwarder: ForwarderSection = _spec(default_factory=ForwarderSection)
+    retention: RetentionSection = _spec(default_factory=RetentionSection)
     barcodes: BarcodesSection = _spec(default_factory=BarcodesSection)
     panel: PanelSection = _spec(default_factory=PanelSection)
     peers: PeersSection | None = _spec(default=None)  # absent: the store's only lane

@@ -1,4 +1,5 @@
-"""`selfcheckout gate init | backup | restore`: the lane database made once, copied online, brought back."""
+"""`selfcheckout gate init | backup | restore | prune`: the lane database made once, copied online, brought
+back, kept to its retention."""
 
 from __future__ import annotations
 
@@ -58,4 +59,22 @@ def restore_command(source: Path, config_path: Path) -> None:
     kept = restore(source, cfg.lane.database)
     click.echo(
         f"restored {source} to {cfg.lane.database}" + (f"; the replaced one is {kept}" if kept else "")
+    )
+
+
+@click.command("prune")
+@_CONFIG
+def prune_command(config_path: Path) -> None:
+    """Prune now by [retention] (gate run also does, every prune_every_s); prints what was removed."""
+    import time
+
+    from gate.pruner import prune_now
+    from gate.store import GateStore
+
+    cfg = lane_config.load(config_path, check_key_files=False)
+    with GateStore(cfg.lane.database, create=False) as store:
+        pruned = prune_now(store, cfg, time.time())
+    click.echo(
+        f"pruned {pruned.outbox} settled charge(s), {pruned.events} decision(s), {pruned.lane_events} lane"
+        f" event(s), {pruned.used_lists} used list id(s) past their validity"
     )

@@ -26,6 +26,7 @@ from gate.notify import Notifier
 from gate.peers.link import PeerLink
 from gate.peers.transport import NatsTransport, Transport
 from gate.protocol.keys import TrustedKeys, read_secret_key
+from gate.pruner import Pruner
 from gate.store import GateStore
 from gate.store.files import lane_lock
 
@@ -111,6 +112,7 @@ def open_lane(
         if reader is None:
             reader = stack.enter_context(pcsc_reader(config))
         forwarder = stack.enter_context(Forwarder.from_config(config, store)) if forward else None
+        stack.enter_context(Pruner(store, config)).start()
         if forwarder is not None:
             forwarder.start()
         peers = _peer_link(config, store, gate_key, peers_transport)
