@@ -189,8 +189,12 @@ class PanelSection:
     host: str = _spec("an address to listen on", check=bool, default="127.0.0.1")
     port: int = _spec("a TCP port 1-65535", check=lambda v: 1 <= v <= 65535, default=8080)
     secret_key_file: Path | None = _spec("a path to the panel's session secret, or absent", default=None)
-    pin_file: Path | None = _spec(
-        "a path to a file holding the technicians' PIN (4-32 digits), or absent", default=None
+    accounts_file: Path | None = _spec(
+        "a path to the panel's accounts and sessions (SQLite), or absent for panel.db beside the database",
+        default=None,
+    )
+    session_idle_s: float = _spec(
+        "seconds a panel session may stay unused, 60-86400", check=lambda v: 60 <= v <= 86400, default=900.0
     )
 
 

@@ -1,14 +1,13 @@
-"""The files a lane config names, read exactly as `gate run` reads them: keys, the panel secret, the PIN.
+"""The files a lane config names, read exactly as `gate run` reads them: keys and the panel secret.
 
 `config check`, `doctor` and `gate run` all go through `problems()`, so a file that would stop the lane
-at start (a garbage payment-system key, a gate key others can read, a 5-byte panel secret, a PIN of two
-digits) is refused by the check too, instead of passing it and leaving systemd restarting a lane that
-cannot start. The panel reads its secret and PIN through the same two functions.
+at start (a garbage payment-system key, a gate key others can read, a 5-byte panel secret) is refused
+by the check too, instead of passing it and leaving systemd restarting a lane that cannot start. The
+panel reads its secret through the same function.
 """
 
 from __future__ import annotations
 
-import re
 import stat
 from collections.abc import Callable
 from pathlib import Path
@@ -21,7 +20,6 @@ if TYPE_CHECKING:
     from gate.config import LaneConfig
 
 MIN_PANEL_SECRET_BYTES = 16
-_PIN = re.compile(r"[0-9]{4,32}")
 _SECRET_HINT = "python3 -c 'import secrets; print(secrets.token_hex(32))'"
 
 
@@ -39,17 +37,6 @@ def read_panel_secret(path: Path) -> bytes:
     return key
 
 
-def read_pin(path: Path) -> str:
-    """The technicians' PIN: 4-32 digits (its mode: see problems())."""
-    try:
-        pin = path.read_text().strip()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise KeyFileError(f"{path}: cannot read the technicians' PIN: {exc}") from exc
-    if not _PIN.fullmatch(pin):
-        raise KeyFileError(f"{path}: the technicians' PIN must be 4-32 digits")
-    return pin
-
-
 def problems(config: LaneConfig) -> list[str]:
     """Every file the config names that `gate run` would refuse, one line each (empty when all are good)."""
     checks: list[tuple[str, Path | None, Callable[[Path], object]]] = [
@@ -59,7 +46,6 @@ def problems(config: LaneConfig) -> list[str]:
             for i, p in enumerate(config.payments.public_key_files)
         ),
         ("panel.secret_key_file", config.panel.secret_key_file, _private(read_panel_secret, "secret key")),
-        ("panel.pin_file", config.panel.pin_file, _private(read_pin, "PIN")),
     ]
     out = []
     for key, path, read in checks:
@@ -73,7 +59,7 @@ def problems(config: LaneConfig) -> list[str]:
 
 
 def _private(read: Callable[[Path], object], what: str) -> Callable[[Path], object]:
-    """`read`, after refusing a file that others can read: the secret or PIN is as good as published."""
+    """`read`, after refusing a file that others can read: the secret is as good as published."""
 
     def checked(path: Path) -> object:
         try:

@@ -98,7 +98,7 @@ def check_key_files(cfg: LaneConfig) -> Check:
     problems = config_files.problems(cfg)
     if problems:
         return Check("keys", False, problems[0].split(": key ", 1)[-1], "\n".join(problems))
-    extras = [n for n, p in (("panel secret", cfg.panel.secret_key_file), ("PIN", cfg.panel.pin_file)) if p]
+    extras = ["panel secret"] if cfg.panel.secret_key_file else []
     return Check(
         "keys",
         True,

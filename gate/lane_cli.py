@@ -60,7 +60,8 @@ def run_command(config_path: Path, mock_gpio: bool, no_forward: bool, no_panel: 
     with (
         Notifier() as notifier,
         open_lane(cfg, pin_factory=pin_factory, notifier=notifier, forward=not no_forward) as service,
-        contextlib.nullcontext() if no_panel else panel.serve(service) as panel_server,
+        contextlib.nullcontext() if no_panel else panel.Accounts(panel.accounts_path(cfg)) as accounts,
+        contextlib.nullcontext() if no_panel else panel.serve(service, accounts) as panel_server,
     ):
         if panel_server is not None:
             click.echo(f"technician panel on {panel_server.url}", err=True)

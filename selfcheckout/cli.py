@@ -16,6 +16,7 @@ from gate.cli import config as config_group
 from gate.cli import doctor_command
 from gate.cli import gate as gate_group
 from gate.errors import GateError
+from gate.panel.cli import panel as panel_group
 from kiosk.cli import kiosk_group
 from kiosk.errors import KioskError
 from payments.cli import group as payments_group
@@ -43,6 +44,7 @@ def main() -> None:
 main.add_command(config_group, "config")
 main.add_command(gate_group, "gate")
 main.add_command(kiosk_group, "kiosk")
+main.add_command(panel_group, "panel")
 main.add_command(payments_group, "payments")
 main.add_command(phone_group, "phone")
 main.add_command(demo_command)

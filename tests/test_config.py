@@ -86,13 +86,12 @@ def test_missing_key_file_is_refused(lane_config_dir: Path) -> None:
         lane_config.load(lane_config_dir / "lane.toml")
 
 
-def _with_panel_files(folder: Path, secret: bytes, pin: str) -> Path:
-    """The config naming a panel secret and a PIN file, both private."""
-    for name, content in (("panel.key", secret), ("panel.pin", pin.encode())):
-        (folder / "keys" / name).write_bytes(content)
-        (folder / "keys" / name).chmod(0o600)
+def _with_panel_files(folder: Path, secret: bytes) -> Path:
+    """The config naming a panel secret, private."""
+    (folder / "keys" / "panel.key").write_bytes(secret)
+    (folder / "keys" / "panel.key").chmod(0o600)
     path = folder / "lane.toml"
-    _edit(path, "port = 8080", 'port = 8080\nsecret_key_file = "keys/panel.key"\npin_file = "keys/panel.pin"')
+    _edit(path, "port = 8080", 'port = 8080\nsecret_key_file = "keys/panel.key"')
     return path
 
 
@@ -103,9 +102,9 @@ def _check(path: Path) -> subprocess.CompletedProcess[str]:
 
 
 def test_config_check_reports_every_file_gate_run_would_refuse_at_once(lane_config_dir: Path) -> None:
-    """A garbage payment-system key, an unreadable gate key, a 5-byte panel secret and a PIN of two digits:
-    all four on one run, each one line naming the key, and gate run refuses the same config."""
-    path = _with_panel_files(lane_config_dir, b"short", "12")
+    """A garbage payment-system key, an unreadable gate key and a 5-byte panel secret: all three on one
+    run, each one line naming the key, and gate run refuses the same config."""
+    path = _with_panel_files(lane_config_dir, b"short")
     (lane_config_dir / "keys" / "ps.pub").write_text("not a key\n")
     (lane_config_dir / "keys" / "gate.key").write_text("00" * 16 + "\n")  # 16 bytes: a cut-off seed
     done = _check(path)
@@ -119,8 +118,6 @@ def test_config_check_reports_every_file_gate_run_would_refuse_at_once(lane_conf
         f"Error: {path}: key 'panel.secret_key_file': {lane_config_dir}/keys/panel.key: the panel's secret"
         " key holds 5 bytes; at least 16 random bytes expected"
         " (python3 -c 'import secrets; print(secrets.token_hex(32))')",
-        f"Error: {path}: key 'panel.pin_file': {lane_config_dir}/keys/panel.pin: the technicians' PIN must"
-        " be 4-32 digits",
     ]
     run = subprocess.run(
         [sys.executable, "-m", "selfcheckout", "gate", "run", "--config", str(path), "--mock-gpio"],
@@ -130,7 +127,7 @@ def test_config_check_reports_every_file_gate_run_would_refuse_at_once(lane_conf
     )
     assert run.returncode == 1
     assert run.stderr.strip().splitlines() == [
-        lines[0] + f" (and 3 more: `selfcheckout config check {path}` lists them all)"
+        lines[0] + f" (and 2 more: `selfcheckout config check {path}` lists them all)"
     ]
 
 

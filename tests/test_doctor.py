@@ -74,10 +74,10 @@ def test_each_problem_is_its_own_plain_sentence(
         payments_stack,
         reader={"name_pattern": "ACR1252"},
         scanner={"port_url": str(tmp_path / "ttyACM9")},
-        panel={"pin_file": "keys/panel.pin"},
+        panel={"secret_key_file": "keys/panel.key"},
     )
-    (tmp_path / "keys" / "panel.pin").write_text("12\n")
-    (tmp_path / "keys" / "panel.pin").chmod(0o600)
+    (tmp_path / "keys" / "panel.key").write_text("short\n")
+    (tmp_path / "keys" / "panel.key").chmod(0o600)
     payments_stack.admin("DELETE", "/v1/gates/gate-01")
     (tmp_path / "gate.db").unlink()
     probes.clock_status = lambda: UNSYNCED
@@ -86,7 +86,9 @@ def test_each_problem_is_its_own_plain_sentence(
         "keys", "reader", "scanner", "database", "clock", "payments", "feed",
     }  # fmt: skip
     assert found["keys"].sentence == (
-        f"'panel.pin_file': {tmp_path}/keys/panel.pin: the technicians' PIN must be 4-32 digits"
+        f"'panel.secret_key_file': {tmp_path}/keys/panel.key: the panel's secret key holds 5 bytes;"
+        " at least 16"
+        " random bytes expected (python3 -c 'import secrets; print(secrets.token_hex(32))')"
     )
     assert found["reader"].sentence == (
         "No NFC reader matches reader.name_pattern 'ACR1252': plug it in, or fix the pattern."

@@ -18,9 +18,10 @@ from playwright.sync_api import expect
 
 from gate.barcodes import variable_code
 from gate.lane import LaneState
-from gate.panel import PanelServer, create_app
+from gate.panel import Accounts, PanelServer, create_app
 from gate.protocol.parties import item
 from tests.fixtures.lane import LaneRig, running_lane, shopping_list_of, wait_until
+from tests.fixtures.panel import QUICK_HASH, browser_login
 from tests.fixtures.standins import PtyPair
 from tests.fixtures.store import EAN8, MILK, PEN, WEIGHT, WHISKY
 from tests.test_lane_audit import scanner_section
@@ -70,8 +71,11 @@ def audit_desk(
     """A lane (phones on vpcd cards from `make_card`, else in-process) with its panel and scanner."""
     with running_lane(folder, factory, make_card=make_card, scanner=scanner_section(pty), **sections) as rig:
         wait_until(lambda: rig.service.scanner.health()["connected"], 3, "the lane's scanner open")
-        app = create_app(rig.service, secret_key=os.urandom(32))
-        with PanelServer(app, "127.0.0.1", 0, threads=4) as server:
+        accounts = Accounts(folder / "panel.db", hasher=QUICK_HASH)
+        accounts.add("dana", "attendant", "246810")
+        app = create_app(rig.service, secret_key=os.urandom(32), accounts=accounts)
+        with accounts, PanelServer(app, "127.0.0.1", 0) as server:
+            browser_login(page, server.url, "dana", "246810")
             try:
                 yield AuditDesk(rig, pty, server.url, page)
             finally:
@@ -81,11 +85,9 @@ def audit_desk(
 
 
 @pytest.fixture
-def desk(
-    tmp_path: Path, mock_factory: MockFactory, pty_pair: PtyPair, panel_page: Any
-) -> Iterator[AuditDesk]:
+def desk(tmp_path: Path, mock_factory: MockFactory, pty_pair: PtyPair, anon_page: Any) -> Iterator[AuditDesk]:
     """The policy audits every list (audit_per_mille = 1000)."""
-    with audit_desk(tmp_path, mock_factory, pty_pair, panel_page, policy={"audit_per_mille": 1000}) as d:
+    with audit_desk(tmp_path, mock_factory, pty_pair, anon_page, policy={"audit_per_mille": 1000}) as d:
         yield d
 
 
@@ -95,6 +97,7 @@ def screenshots(desk: AuditDesk, chromium: Any, name: str) -> list[Path]:
     shots = []
     for width in (1280, 390):
         context = chromium.new_context(viewport={"width": width, "height": 900})
+        context.add_cookies(desk.page.context.cookies())  # the attendant's session
         page = context.new_page()
         page.goto(desk.url + "/audit")
         shot = SHOTS / f"{name}-{width}.png"
@@ -113,7 +116,7 @@ def test_picked_by_the_policy_scanned_equal_to_listed_and_let_out_through_pcscd(
     tmp_path: Path,
     mock_factory: MockFactory,
     pty_pair: PtyPair,
-    panel_page: Any,
+    anon_page: Any,
     request: pytest.FixtureRequest,
     chromium: Any,
 ) -> None:
@@ -121,7 +124,7 @@ def test_picked_by_the_policy_scanned_equal_to_listed_and_let_out_through_pcscd(
         tmp_path,
         mock_factory,
         pty_pair,
-        panel_page,
+        anon_page,
         make_card=request.getfixturevalue("virtual_phone"),
         policy={"audit_per_mille": 1000},
     ) as desk:
@@ -148,12 +151,11 @@ def test_picked_by_the_policy_scanned_equal_to_listed_and_let_out_through_pcscd(
         screenshots(desk, chromium, "audit-equal")
         assert rig.relay_locked() and rig.outbox_ids() == []
 
-        page.fill("#attendant", "Dana")
         page.click("#let-out")
-        expect(page.locator(".flash")).to_contain_text("Dana let the shopper out: the gate is open")
+        expect(page.locator(".flash")).to_contain_text("dana let the shopper out: the gate is open")
         rig.wait_state(LaneState.OPEN)
         assert not rig.relay_locked() and rig.outbox_ids() == [list_id]
-        expect(page.locator("#audits tbody tr").first).to_contain_text("let out by Dana")
+        expect(page.locator("#audits tbody tr").first).to_contain_text("let out by dana")
         [record] = rig.store.recent_audits()
         assert (record.list_id, record.scanned, record.difference) == (list_id, (PEN, MILK, PEN), 0)
 
@@ -178,13 +180,12 @@ def test_scanned_differs_the_difference_in_money_and_let_out_recorded_with_both_
     expect(page.locator("#difference")).to_have_text("+34.00 EUR")
     screenshots(desk, chromium, "audit-differs")
 
-    page.fill("#attendant", "Dana")
     page.click("#let-out")
     rig.wait_state(LaneState.OPEN)
     list_id = shopping_list_of(phone).list
     assert rig.outbox_ids() == [list_id]  # the signed list is charged, as signed
     [record] = rig.store.recent_audits()
-    assert (record.outcome, record.attendant, record.difference) == ("let_out", "Dana", 3400)
+    assert (record.outcome, record.attendant, record.difference) == ("let_out", "dana", 3400)
     assert record.scanned == (PEN, WHISKY, EAN8)
     assert [(line["name"], line["listed"], line["scanned"]) for line in record.lines] == [
         ("Stabilo pen", 1, 1),
@@ -192,39 +193,37 @@ def test_scanned_differs_the_difference_in_money_and_let_out_recorded_with_both_
         ("Single malt", 0, 1),
     ]
     passed = [e for e in rig.decisions() if e.verdict == "pass"]
-    assert [(e.list_id, e.attendant) for e in passed] == [(list_id, "Dana")]
+    assert [(e.list_id, e.attendant) for e in passed] == [(list_id, "dana")]
     expect(page.locator("#audits tbody tr").first).to_contain_text("+34.00 EUR")
 
 
 def test_asked_by_the_attendant_differs_and_a_manager_is_called(
-    tmp_path: Path, mock_factory: MockFactory, pty_pair: PtyPair, panel_page: Any
+    tmp_path: Path, mock_factory: MockFactory, pty_pair: PtyPair, anon_page: Any
 ) -> None:
-    with audit_desk(tmp_path, mock_factory, pty_pair, panel_page) as desk:
+    with audit_desk(tmp_path, mock_factory, pty_pair, anon_page) as desk:
         rig, page = desk.rig, desk.page
         desk.open()
         expect(page.locator("#no-audit")).to_be_visible()
-        page.fill("#attendant", "Dana")
         page.click("#audit-next")
         expect(page.locator("#requested")).to_have_text(
-            "The next shopper's list will be audited (asked by Dana)."
+            "The next shopper's list will be audited (asked by dana)."
         )
         phone = rig.shop.exit_card(items=[item(PEN, 129)])
         assert rig.tap(phone).doc.reasons == ("audit",)
         rig.wait_state(LaneState.AUDIT)
         desk.open()
-        expect(page.locator("#audit-why")).to_have_text("audit asked for by the attendant Dana")
+        expect(page.locator("#audit-why")).to_have_text("audit asked for by the attendant dana")
         desk.scan(PEN, WHISKY)
         expect(page.locator("#audit-result")).to_have_text("The basket differs from the list by +34.99 EUR.")
-        page.fill("#attendant", "Dana")
         page.click("#call-manager")
         expect(page.locator(".flash")).to_have_text(
-            "Dana called a manager: the gate stays shut; the audit is recorded"
+            "dana called a manager: the gate stays shut; the audit is recorded"
         )
         rig.wait_state(LaneState.IDLE)
         assert rig.relay_locked() and rig.outbox_ids() == []
-        expect(page.locator("#audits tbody tr").first).to_contain_text("manager called by Dana")
+        expect(page.locator("#audits tbody tr").first).to_contain_text("manager called by dana")
         assert rig.store.recent_audits()[0].difference == 3499
-        assert rig.wait_event("audit", outcome="manager").data["attendant"] == "Dana"
+        assert rig.wait_event("audit", outcome="manager").data["attendant"] == "dana"
 
 
 def test_scanner_unplugged_mid_audit_is_shown_the_scans_are_kept_and_counting_goes_on(
@@ -265,10 +264,10 @@ def test_scanner_unplugged_mid_audit_is_shown_the_scans_are_kept_and_counting_go
 
 
 def test_an_implausible_label_sends_the_list_to_the_audit_with_its_reason(
-    tmp_path: Path, mock_factory: MockFactory, pty_pair: PtyPair, panel_page: Any, chromium: Any
+    tmp_path: Path, mock_factory: MockFactory, pty_pair: PtyPair, anon_page: Any, chromium: Any
 ) -> None:
     gouda_1g = variable_code(WEIGHT, "00231", 1)
-    with audit_desk(tmp_path, mock_factory, pty_pair, panel_page) as desk:
+    with audit_desk(tmp_path, mock_factory, pty_pair, anon_page) as desk:
         rig, page = desk.rig, desk.page
         receipt = rig.tap(rig.shop.exit_card(items=[item(PEN, 129), item(gouda_1g, 1590, grams=1)]))
         assert (receipt.doc.verdict, receipt.doc.reasons) == ("attendant", ("label_implausible",))
@@ -278,31 +277,28 @@ def test_an_implausible_label_sends_the_list_to_the_audit_with_its_reason(
         desk.scan(PEN, gouda_1g)
         expect(page.locator("#audit-result")).to_contain_text("Scanned = listed")
         screenshots(desk, chromium, "audit-label")
-        page.fill("#attendant", "Dana")
         page.click("#call-manager")
-        expect(page.locator("#audits tbody tr").first).to_contain_text("manager called by Dana")
+        expect(page.locator("#audits tbody tr").first).to_contain_text("manager called by dana")
         rig.wait_state(LaneState.IDLE)
         assert rig.store.recent_audits()[0].reasons == ("label_implausible",)
 
 
 def test_a_waiting_list_is_re_scanned_on_the_attendants_word_and_cannot_be_approved_meanwhile(
-    tmp_path: Path, mock_factory: MockFactory, pty_pair: PtyPair, panel_page: Any, console_errors: list[str]
+    tmp_path: Path, mock_factory: MockFactory, pty_pair: PtyPair, anon_page: Any, console_errors: list[str]
 ) -> None:
-    with audit_desk(tmp_path, mock_factory, pty_pair, panel_page) as desk:
+    with audit_desk(tmp_path, mock_factory, pty_pair, anon_page) as desk:
         rig, page = desk.rig, desk.page
         phone = rig.shop.exit_card(items=[item(PEN, 129), item(WHISKY, 3499)])
         assert rig.tap(phone).doc.reasons == ("attendant_item",)
         list_id = shopping_list_of(phone).list
         desk.open()
         waiting = page.locator("#waiting tbody tr", has_text=list_id.hex()[:12])
-        waiting.locator("input[name=attendant]").fill("Dana")
         waiting.get_by_role("button", name="Re-scan basket").click()
         expect(page.locator(".flash")).to_contain_text(f"audit of list {list_id.hex()} started")
-        expect(page.locator("#audit-why")).to_contain_text("audit asked for by the attendant Dana")
+        expect(page.locator("#audit-why")).to_contain_text("audit asked for by the attendant dana")
         assert rig.lane.state == LaneState.AUDIT
 
         page.get_by_role("link", name="Attendant").click()
-        page.fill("#waiting input[name=attendant]", "Dana")
         with page.expect_response(lambda r: r.request.method == "POST") as answer:
             page.click("#waiting button")
         assert answer.value.status == 409
@@ -317,9 +313,8 @@ def test_a_waiting_list_is_re_scanned_on_the_attendants_word_and_cannot_be_appro
 
         desk.open()
         desk.scan(WHISKY, PEN)
-        page.fill("#attendant", "Dana")
         page.click("#let-out")
-        expect(page.locator("#audits tbody tr").first).to_contain_text("let out by Dana")
+        expect(page.locator("#audits tbody tr").first).to_contain_text("let out by dana")
         rig.wait_state(LaneState.OPEN)
         assert rig.outbox_ids() == [list_id]
         assert rig.store.recent_audits()[0].reasons == ("attendant_item", "audit")

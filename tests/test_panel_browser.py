@@ -62,7 +62,7 @@ def test_hold_open_and_back_in_service_from_the_browser_move_the_relay_and_are_l
 
     page.get_by_role("link", name="Lane events").click()
     details = page.locator("#lane-events td.detail")
-    expect(details.first).to_have_text("hold open from the panel: mopping the floor")
+    expect(details.first).to_have_text("hold open from the panel: mopping the floor (by tess, technician)")
     expect(details.nth(1)).to_have_text("idle -> maintenance: maintenance open: mopping the floor")
 
     page.get_by_role("link", name="Maintenance").click()

@@ -108,8 +108,8 @@ def test_gate_run_serves_the_panel_and_closes_it_on_sigterm(tmp_path: Path) -> N
         lane.wait_line("lane gate-01 running")
         status, health = get_json(port, "/api/health")
         assert status == 200
-        assert health["lane"]["state"] == "idle"  # type: ignore[index]
-        assert health["gate_io"]["locked"] is True  # type: ignore[index]
+        assert health["state"] == "idle"  # type: ignore[index]
+        assert health["gate_locked"] is True  # type: ignore[index]
         assert lane.stop() == 0
     assert refused(port)
 

@@ -215,7 +215,10 @@ class Lane(LaneAudits):
         elif kind == GateEventKind.BEAM_STUCK:
             self._set_fault("beam blocked too long: check the passage beam")
         elif kind == GateEventKind.EXIT_BUTTON:
-            self._event("exit_button", "request-to-exit pressed: nothing opened, no charge", {})
+            try:
+                self.let_one_out("request-to-exit button", "button")
+            except LaneError as exc:
+                self._event("exit_button", f"request-to-exit pressed, gate not opened: {exc}", {})
 
     def fire_alarm(self, active: bool) -> None:
         """Hold open on an alarm whatever the lane is doing; back to idle when the input clears."""
@@ -259,6 +262,8 @@ class Lane(LaneAudits):
                     opening.close_at = self.monotonic() + self.timings.close_after_passage_s
                     if opening.passages == 1 and opening.list_id is not None:
                         self._event("passage", "the shopper walked through", {"list": opening.list_id.hex()})
+                    elif opening.passages == 1:
+                        self._event("passage", "the person let out walked through", {"list": None})
                 return
             if opening is None:
                 self._event("alarm", "passage with the gate closed", {"code": "tailgating"})
@@ -557,6 +562,31 @@ class Lane(LaneAudits):
             raise LaneError(f"no attendant check is waiting for list {list_id.hex()}")
         return waiting
 
+    def let_one_out(self, who: str, why: str, note: str = "") -> None:
+        """Open the gate for one person, with no list and no charge: the request-to-exit button, or staff
+        letting out a shopper who bought nothing or whose phone died.
+
+        Recorded with who, why and when. It is an opening like a pass's: the beam closes it after one
+        person, a second one through is a tailgating alarm, and nobody passing closes it at the open
+        timeout. Refused (LaneError) while the gate is busy with a shopper or the lane is out of service.
+        """
+        with self._lock:
+            if self._fire_alarm:
+                raise LaneError("the fire alarm holds the gate open already")
+            if self._maintenance is not None:
+                raise LaneError(f"the lane is in maintenance ({self._maintenance}): end it first")
+            if self._fault is not None:
+                raise LaneError(f"the lane has a fault ({self._fault}): the beam cannot count a passage")
+            if self._opening is not None or self._state not in (LaneState.IDLE, LaneState.DENIED):
+                raise LaneError(f"the gate is busy with a shopper ({self._state}): try once it has closed")
+            self._event(
+                "let_out",
+                f"one person let out by {who}: {why}" + (f" ({note})" if note else ""),
+                {"by": who, "why": why, "note": note, "at": self.clock()},
+            )
+            self._open(None, {}, time.perf_counter(), why=f"let one person out: {why}")
+        self._save_events()
+
     def approve(self, list_id: bytes, attendant: str, *, audit: AuditRecord | None = None) -> None:
         """An attendant checked the shopper's goods: commit the charge with their name, then open.
 
@@ -669,7 +699,9 @@ class Lane(LaneAudits):
                 return True
             return any(k == "passage" and d.get("list") == list_id.hex() for k, _, d in self._unsaved)
 
-    def _open(self, list_id: bytes | None, steps: dict[str, float], t: float) -> bool:
+    def _open(
+        self, list_id: bytes | None, steps: dict[str, float], t: float, why: str = "pass: gate open"
+    ) -> bool:
         with self._lock:
             if self._fire_alarm or self._maintenance is not None:
                 return False  # committed while the lane changed: the gate is held open already
@@ -680,7 +712,7 @@ class Lane(LaneAudits):
             _lap(steps, "actuate", t)
             self._enter(
                 LaneState.OPEN,
-                "pass: gate open",
+                why,
                 {
                     "list": list_id.hex() if list_id else None,
                     "timings_ms": {k: round(v * 1000, 3) for k, v in steps.items()},

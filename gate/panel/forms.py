@@ -1,31 +1,42 @@
 """What the panel accepts from a browser, and the one-line 400 it answers to anything else.
 
-Every state-changing request is a form POST carrying the session's CSRF token. Each field is read once,
+Every state-changing request is a form POST carrying the session's CSRF token (checked by Flask-WTF's
+CSRFProtect before the view runs, gate.panel.app). Each field is read once,
 from a fixed set of names, and checked before anything is changed: a request with one bad field changes
 nothing. Messages name the field and say what was expected, so a technician (or a test) reads exactly why.
 """
 
 from __future__ import annotations
 
-import hmac
 import ipaddress
 import re
-import secrets
+import time
 from collections.abc import Collection, Mapping
+from dataclasses import dataclass
+from typing import Any, NoReturn
 
 from flask import Request
 from werkzeug.datastructures import MultiDict
 
 from gate.errors import GateError
+from gate.panel.accounts import SECRET_MAX
 
 MODES: Mapping[str, str] = {"open": "hold open", "locked": "keep locked", "service": "back in service"}
 REASON_MAX = 200
-ATTENDANT_MAX = 60
+EXIT_REASONS: Mapping[str, str] = {
+    "no_list": "a shopper leaving without a list (bought nothing)",
+    "phone_dead": "a shopper whose phone died",
+    "staff": "staff",
+    "other": "another reason (see the note)",
+}
 LIMIT_MAX = 500
 CSRF_FIELD = "csrf_token"
 FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 _HEX32 = re.compile(r"[0-9a-fA-F]{32}")
 _DIGITS = re.compile(r"[0-9]{1,4}")
+_HEX_PREFIX = re.compile(r"[0-9a-f]{1,32}")
+_KIND = re.compile(r"[a-z_]{1,40}")
+_PATH = re.compile(r"/[A-Za-z0-9/_.-]{0,80}")
 _SHOWN = 40  # characters of a refused value repeated in a message
 
 
@@ -71,22 +82,6 @@ def check_origin(origin: str | None, host_url: str) -> None:
         return  # not a browser (curl, a script holding the session cookie): the CSRF token still applies
     if origin.rstrip("/") != host_url.rstrip("/"):
         raise FormError(f"cross-site request refused: Origin {shown(origin)} is not this panel")
-
-
-def new_csrf_token() -> str:
-    return secrets.token_urlsafe(32)
-
-
-def check_csrf(expected: str | None, form: Mapping[str, str]) -> None:
-    given = form.get(CSRF_FIELD)
-    if given is None or given == "":
-        raise FormError("missing CSRF token: reload the page and submit again")
-    if expected is None:
-        raise FormError(
-            "no panel session (it expired, or the lane restarted): reload the page and submit again"
-        )
-    if not hmac.compare_digest(given.encode("utf-8", "replace"), expected.encode()):
-        raise FormError("CSRF token does not match this session: reload the page and submit again")
 
 
 def read_form(request: Request, fields: Collection[str]) -> dict[str, str]:
@@ -161,11 +156,6 @@ def _id32(field: str, value: str | None) -> bytes:
     return bytes.fromhex(value)
 
 
-def attendant(value: str | None) -> str:
-    """Who approved a list at the attendant check: 1-60 printable characters, no markup."""
-    return _text("attendant", value, ATTENDANT_MAX, "say who checked the goods")
-
-
 def limit(args: MultiDict[str, str], default: int) -> int:
     """The ?limit= of a listing: a whole number 1-500."""
     values = args.getlist("limit")
@@ -179,9 +169,128 @@ def limit(args: MultiDict[str, str], default: int) -> int:
     return int(text)
 
 
-def pin(value: str | None) -> str:
+def account_name(value: str | None) -> str:
+    if value is None or not value.strip():
+        raise FormError("name: missing; enter your account name")
+    if len(value) > 40:
+        raise FormError(f"name: {len(value)} characters; at most 32")
+    return value.strip().lower()
+
+
+def secret(value: str | None) -> str:
     if value is None or value == "":
-        raise FormError("pin: missing; enter the technician PIN")
-    if len(value) > 32:
-        raise FormError(f"pin: {len(value)} characters; at most 32")
+        raise FormError("secret: missing; enter your password or PIN")
+    if len(value) > SECRET_MAX:
+        raise FormError(f"secret: {len(value)} characters; at most {SECRET_MAX}")
     return value
+
+
+def next_page(value: str | None) -> str:
+    """Where to go after logging in: a path on this panel only, never another site."""
+    if value and value.startswith("/") and not value.startswith("//") and _PATH.fullmatch(value):
+        return value
+    return "/"
+
+
+# -- filters of the listings ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Filter:
+    """What a listing is narrowed to; each empty field matches everything."""
+
+    verdict: str = ""
+    reason: str = ""
+    list_prefix: str = ""
+    kind: str = ""
+    since: str = ""
+    until: str = ""
+    since_at: float | None = None
+    until_at: float | None = None
+
+    @property
+    def empty(self) -> bool:
+        return not (self.verdict or self.reason or self.list_prefix or self.kind or self.since or self.until)
+
+    def _in_time(self, at: float) -> bool:
+        return (self.since_at is None or at >= self.since_at) and (
+            self.until_at is None or at < self.until_at
+        )
+
+    def matches(self, e: Any) -> bool:
+        if not self._in_time(e.at):
+            return False
+        if self.kind:
+            return bool(e.kind == self.kind)
+        if self.verdict and e.verdict != self.verdict:
+            return False
+        if self.reason and self.reason not in e.codes:
+            return False
+        return not self.list_prefix or (
+            e.list_id is not None and e.list_id.hex().startswith(self.list_prefix)
+        )
+
+
+def decision_filter(args: MultiDict[str, str], verdicts: Collection[str], codes: Collection[str]) -> Filter:
+    """?verdict=&reason=&list=&since=&until= of the decisions page, each checked."""
+    verdict = _one(args, "verdict")
+    if verdict and verdict not in verdicts:
+        raise FormError(f"verdict: {shown(verdict)} is not one of {', '.join(verdicts)}")
+    reason = _one(args, "reason")
+    if reason and reason not in codes:
+        raise FormError(f"reason: {shown(reason)} is not a reason code")
+    prefix = _one(args, "list").lower()
+    if prefix and not _HEX_PREFIX.fullmatch(prefix):
+        raise FormError(f"list: {shown(prefix)} is not 1-32 hexadecimal digits")
+    return Filter(verdict=verdict, reason=reason, list_prefix=prefix, **_time_range(args))
+
+
+def event_filter(args: MultiDict[str, str]) -> Filter:
+    """?kind=&since=&until= of the lane events page, each checked."""
+    kind = _one(args, "kind")
+    if kind and not _KIND.fullmatch(kind):
+        raise FormError(f"kind: {shown(kind)} is not an event kind (letters and '_')")
+    return Filter(kind=kind, **_time_range(args))
+
+
+def _one(args: MultiDict[str, str], name: str) -> str:
+    values = args.getlist(name)
+    if len(values) > 1:
+        raise FormError(f"{name}: given {len(values)} times, expected once")
+    return values[0].strip() if values else ""
+
+
+def _time_range(args: MultiDict[str, str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name in ("since", "until"):
+        text = _one(args, name)
+        out[name] = text
+        out[f"{name}_at"] = None
+        if text:
+            try:
+                out[f"{name}_at"] = time.mktime(time.strptime(text, "%Y-%m-%dT%H:%M"))
+            except ValueError:
+                raise FormError(f"{name}: {shown(text)} is not a date and time (YYYY-MM-DDTHH:MM)") from None
+    return out
+
+
+def refuse(status: int, message: str) -> NoReturn:
+    """Answer this request with `status` and one line (a 409 when the lane cannot do it now)."""
+    error = FormError(message)
+    error.status = status
+    raise error
+
+
+def exit_why(value: str | None) -> str:
+    """Why one person is let out: one of EXIT_REASONS."""
+    expected = ", ".join(EXIT_REASONS)
+    if value is None or value not in EXIT_REASONS:
+        raise FormError(f"why: {shown(value or '')} is not one of {expected}")
+    return value
+
+
+def note(value: str | None) -> str:
+    """An optional note (0-200 printable characters, no markup)."""
+    if value is None or not value.strip():
+        return ""
+    return _text("note", value, REASON_MAX, "say why")

@@ -1,7 +1,9 @@
 """The panel's HTTP server: waitress on a thread of its own, inside `selfcheckout gate run`.
 
-waitress is the server the payment system runs too (keep-alive, a small pool of worker threads, no
-tracebacks in answers). A port already taken is one PanelError line, with nothing left open behind it.
+waitress is the server the payment system runs too (keep-alive, a pool of worker threads, no tracebacks
+in answers). Each page listening for live changes holds a worker thread (gate.panel.live caps them), so the
+pool is larger than the payment system's. A port already taken is one PanelError line, with nothing left
+open behind it.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from gate.panel.forms import PanelError
 class PanelServer:
     """A WSGI app served on host:port (port 0: a free one) until close(); a context manager."""
 
-    def __init__(self, app: Any, host: str, port: int, *, threads: int = 4) -> None:
+    def __init__(self, app: Any, host: str, port: int, *, threads: int = 12) -> None:
         self._map: dict[int, Any] = {}
         dispatcher = ThreadedTaskDispatcher()  # ours, so that a failed start can stop its threads
         dispatcher.set_thread_count(threads)
@@ -41,6 +43,7 @@ class PanelServer:
             raise PanelError(
                 f"panel: cannot listen on {host}:{port}: {why} (set [panel] port, or --no-panel)"
             ) from exc
+        self._app = app
         self.host = host
         self.port = int(self._server.effective_port)  # type: ignore[union-attr]
         self.url = f"http://{host}:{self.port}" if ":" not in host else f"http://[{host}]:{self.port}"
@@ -62,6 +65,9 @@ class PanelServer:
         if self._closed:
             return
         self._closed = True
+        watch = getattr(self._app, "extensions", {}).get("selfcheckout.watch")
+        if watch is not None:
+            watch.close()  # ends the open event streams, so their worker threads return
         self._stop.set()
         self._server.pull_trigger()  # type: ignore[union-attr]  # wake the loop now
         self._thread.join(timeout=10)

@@ -14,27 +14,25 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from flask import Blueprint, current_app, flash, redirect, render_template, request, session, url_for
+from flask import Blueprint, flash, redirect, render_template, url_for
 
 from gate.errors import LaneError
 from gate.panel import forms
+from gate.panel.accounts import ATTENDANT
+from gate.panel.auth import require, who
 from gate.panel.forms import FormError
-from gate.service import LaneService
+from gate.panel.pages import posted, service
 from gate.store import StoreError
 
 bp = Blueprint("audit", __name__)
+NAV = [("Audit", "audit.index", ATTENDANT)]
 
 _CODE = re.compile(r"[0-9]{8,14}")
 
 
-def _service() -> LaneService:
-    return current_app.extensions["selfcheckout.lane"]
-
-
-def _posted(*fields: str) -> dict[str, str]:
-    form = forms.read_form(request, (*fields,))
-    forms.check_csrf(session.get("csrf"), form)
-    return form
+def _name() -> str:
+    """The logged-in person, as the audit records them."""
+    return who()["by"]
 
 
 def _done(message: str) -> Any:
@@ -53,65 +51,72 @@ def _refuse(exc: Exception) -> Any:
 
 
 @bp.get("/audit")
+@require(ATTENDANT)
 def index() -> Any:
-    service = _service()
-    lane = service.lane
+    svc = service()
+    lane = svc.lane
     audit = lane.audit
     return render_template(
         "audit.html",
         audit=audit,
         comparison=lane.audit_comparison() if audit is not None else None,
-        scanner=service.scanner.health() if service.scanner is not None else None,
+        scanner=svc.scanner.health() if svc.scanner is not None else None,
         requested_by=lane.audit_requested_by,
         waiting=[d for d in lane.awaiting_attendant() if audit is None or d.list_id != audit.list_id],
-        recent=service.store.recent_audits(10),
-        currency=service.config.lane.currency,
+        recent=svc.store.recent_audits(10),
+        currency=svc.config.lane.currency,
     )
 
 
 @bp.post("/audit/next")
+@require(ATTENDANT)
 def ask_next() -> Any:
-    name = forms.attendant(_posted("attendant").get("attendant"))
-    _service().lane.request_audit(name)
+    posted()
+    name = _name()
+    service().lane.request_audit(name)
     return _done(f"the next shopper's list will be audited (asked by {name})")
 
 
 @bp.post("/audit/next/withdraw")
+@require(ATTENDANT)
 def withdraw_next() -> Any:
-    _posted()
-    _service().lane.request_audit(None)
+    posted()
+    service().lane.request_audit(None)
     return _done("no audit of the next shopper")
 
 
 @bp.post("/audit/start")
+@require(ATTENDANT)
 def start() -> Any:
-    form = _posted("list_id", "attendant")
-    list_id = forms.list_id(form.get("list_id"))
-    name = forms.attendant(form.get("attendant"))
+    list_id = forms.list_id(posted("list_id").get("list_id"))
+    name = _name()
     try:
-        _service().lane.start_audit(list_id, name)
+        service().lane.start_audit(list_id, name)
     except LaneError as exc:
         return _refuse(exc)
     return _done(f"audit of list {list_id.hex()} started: scan every item of the basket")
 
 
 @bp.post("/audit/undo")
+@require(ATTENDANT)
 def undo() -> Any:
-    code = _posted("code").get("code") or ""
+    code = posted("code").get("code") or ""
     if not _CODE.fullmatch(code):
         raise FormError(f"code: {forms.shown(code)} is not a barcode of 8-14 digits")
     try:
-        _service().lane.undo_scan(code)
+        service().lane.undo_scan(code)
     except LaneError as exc:
         return _refuse(exc)
     return _done(f"one scan of {code} taken back")
 
 
 @bp.post("/audit/let-out")
+@require(ATTENDANT)
 def let_out() -> Any:
-    name = forms.attendant(_posted("attendant").get("attendant"))
+    posted()
+    name = _name()
     try:
-        _service().lane.audit_let_out(name)
+        service().lane.audit_let_out(name)
     except (LaneError, StoreError) as exc:
         return _refuse(exc)
     return _done(
@@ -120,10 +125,12 @@ def let_out() -> Any:
 
 
 @bp.post("/audit/manager")
+@require(ATTENDANT)
 def manager() -> Any:
-    name = forms.attendant(_posted("attendant").get("attendant"))
+    posted()
+    name = _name()
     try:
-        _service().lane.audit_call_manager(name)
+        service().lane.audit_call_manager(name)
     except (LaneError, StoreError) as exc:
         return _refuse(exc)
     return _done(f"{name} called a manager: the gate stays shut; the audit is recorded")
