@@ -108,7 +108,7 @@ def test_gate_run_serves_the_panel_and_closes_it_on_sigterm(tmp_path: Path) -> N
         lane.wait_line("lane gate-01 running")
         status, health = get_json(port, "/api/health")
         assert status == 200
-        assert health["state"] == "idle"  # type: ignore[index]
+        assert health["lane_state"] == "idle"  # type: ignore[index]
         assert health["gate_locked"] is True  # type: ignore[index]
         assert lane.stop() == 0
     assert refused(port)

@@ -190,4 +190,4 @@ def test_every_page_fits_its_width_and_is_photographed(
 def test_an_attendant_sees_their_menu_only(panel_url: str, anon_page: Any) -> None:
     browser_login(anon_page, panel_url, ANN[0], ANN[2])
     links = anon_page.locator("header nav a").all_text_contents()
-    assert links == ["Status", "Decisions", "Lane events", "Attendant", "Let one out"]
+    assert links == ["Status", "Decisions", "Lane events", "Attendant", "Audit", "Let one out"]
