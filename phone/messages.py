@@ -7,6 +7,8 @@ tells the shopper what to do.
 
 from __future__ import annotations
 
+from gate.legality.reasons import RULES
+
 VERDICTS = {
     "pass": "The gate is open: have a good day. You will be charged later; the receipt is on your phone.",
     "deny": "The gate stays closed. See the reasons below, fix the list or ask a member of staff.",
@@ -14,40 +16,9 @@ VERDICTS = {
     "emergency": "Emergency: the gate is open for everyone. Please leave calmly.",
 }
 
-REASONS = {
-    "malformed": "The gate could not read what the phone sent. Tap again; if it repeats, ask staff.",
-    "voucher_signature": "The gate does not recognise your hold. Ask for a new hold and confirm again.",
-    "voucher_expired": "Your hold has expired. Ask for a new hold and confirm the list again.",
-    "voucher_not_yet_valid": "Your hold is not valid yet: the phone's or the gate's clock is wrong.",
-    "voucher_wrong_store": "Your hold is for another store.",
-    "voucher_wrong_currency": "Your hold is in another currency than this store's.",
-    "list_signature": "The list is not signed with the key your hold names. Confirm the list again.",
-    "list_wrong_hold": "The list was made for another hold. Confirm the list again.",
-    "list_wrong_store": "The list is for another store.",
-    "list_wrong_currency": "The list is in another currency than this store's.",
-    "list_stale": "The list was confirmed too long ago. Confirm it again.",
-    "list_from_future": "The list is dated in the future: check the phone's clock.",
-    "answer_signature": "The phone's answer to the gate did not verify. Tap again.",
-    "answer_wrong_gate": "The phone answered another gate. Tap again.",
-    "answer_wrong_nonce": "The phone's answer was not for this tap. Tap again.",
-    "answer_wrong_list": "The phone's answer was for another list. Tap again.",
-    "total_mismatch": "The list's total is not the sum of its lines. Confirm the list again.",
-    "over_guarantee": "The total is more than your hold. Remove something or ask for a larger hold.",
-    "invalid_code": "A barcode in the list is not valid. Remove it and scan it again.",
-    "unknown_item": "An item is not in this store's catalog. Remove it or ask staff.",
-    "price_mismatch": "A price has changed. Refresh the catalog, scan the item again and confirm.",
-    "weight_mismatch": "A weighed item does not match its label. Scan the label the scale printed.",
-    "too_many_items": "The list has more lines than the store allows at the gate. Ask staff.",
-    "quantity_limit": "A line has more pieces than the store allows at the gate. Ask staff.",
-    "list_used": "This list was already used to leave. Start a new visit for new goods.",
-    "hold_consumed": "Your hold was already used for another exit. Ask for a new hold.",
-    "hold_denied": "Your hold is blocked by the store. Ask staff.",
-    "shopper_denied": "Your account is blocked, for example by an unpaid charge. Top up or ask staff.",
-    "offline_limit": "The gate cannot reach the store's payment system for now. Please see staff.",
-    "attendant_item": "An item needs a check by staff (age-restricted or security-tagged).",
-    "label_implausible": "A weight or price label looks unusual: staff will check the item with you.",
-    "audit": "You were chosen for a random check. Thank you for your patience.",
-}
+# One text per reason code, kept with the rule itself (gate/legality/reasons.py): the panel, the demo, the
+# docs and this screen all say the same sentence.
+REASONS = {rule.code: rule.text for rule in RULES}
 
 # Catalog categories a store usually keeps behind an attendant (gate policy.attendant_categories).
 CHECKED_CATEGORIES = {

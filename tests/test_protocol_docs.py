@@ -19,6 +19,14 @@ def test_the_reason_table_lists_every_code_with_its_kind_in_order() -> None:
     assert rows == [(r.code, r.kind) for r in RULES]
 
 
+def test_the_app_guide_shows_the_one_text_of_every_reason_code() -> None:
+    """gate/legality/reasons.py holds each code's text; the panel, the demo and the phone read it from
+    there, and docs/phone-app.md's table must say the same."""
+    guide = (Path(__file__).resolve().parents[1] / "docs" / "phone-app.md").read_text()
+    rows = dict(re.findall(r"^\| `([a-z_]+)` \| ([^|]+[.!?]) \|$", guide, flags=re.M))
+    assert {r.code: rows.get(r.code) for r in RULES} == {r.code: r.text for r in RULES}
+
+
 def test_the_gs1_examples_are_what_the_code_computes() -> None:
     weight = variable_measure("2100231004124", LAYOUTS)
     price = variable_measure("2200457012344", LAYOUTS)
