@@ -199,6 +199,37 @@ def doctor_command(config_path: Path, mock_gpio: bool, as_json: bool) -> None:
         sys.exit(1)
 
 
+@gate.command("nats-node")
+@click.option("--config", "config_path", required=True, type=click.Path(path_type=Path), help="Lane config.")
+@click.option("--print", "print_only", is_flag=True, help="Print the node's nats-server config and stop.")
+def gate_nats_node(config_path: Path, print_only: bool) -> None:
+    """Run this lane's nats-server node (selfcheckout-nats.service): its config is derived from the lane
+    config's [peers] (own node first, the others as cluster routes), its JetStream files kept beside the
+    lane database. The lanes of the store share their passes through these nodes."""
+    import os
+    import shutil
+
+    from gate.peers.server import lane_node, node_config
+
+    cfg = lane_config.load(config_path, check_key_files=False)
+    if cfg.peers is None:
+        raise click.ClickException(
+            f"{config_path}: no [peers] section: this lane shares its passes with none"
+        )
+    node, nodes = lane_node(cfg.lane.gate_id, cfg.peers.servers, cfg.peers.cluster_port)
+    state = cfg.lane.database.resolve().parent
+    text = node_config(node, state / "nats", nodes)
+    if print_only:
+        click.echo(text, nl=False)
+        return
+    binary = shutil.which("nats-server")
+    if binary is None:
+        raise click.ClickException("nats-server is not installed (apt-get install nats-server)")
+    conf = state / "nats.conf"
+    conf.write_text(text)
+    os.execv(binary, [binary, "-c", str(conf)])
+
+
 def _add_lane_commands() -> None:
     from gate.database_cli import backup_command, init_command, prune_command, restore_command
     from gate.lane_cli import events_command, run_command

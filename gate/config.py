@@ -211,6 +211,8 @@ class PeersSection:
     )
     replicas: int = _spec("copies of the store's stream, 1-5 (3 for three lanes or more)",
                           check=lambda v: 1 <= v <= 5, default=3)  # fmt: skip
+    cluster_port: int = _spec("a TCP port 1-65535 the nodes route on", check=lambda v: 1 <= v <= 65535,
+                              default=6222)  # fmt: skip
     catch_up_timeout_s: float = _spec("seconds > 0", check=_positive, default=5.0)
     publish_timeout_s: float = _spec("seconds > 0", check=_positive, default=2.0)
 

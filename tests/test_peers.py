@@ -8,9 +8,11 @@ SIGKILLs are in tests/test_peers_lanes.py.
 from __future__ import annotations
 
 import hashlib
+import subprocess
 import time
 from pathlib import Path
 
+from gate import config as lane_config
 from gate.legality import build_charge
 from gate.peers.record import new_record
 from gate.peers.server import NatsCluster
@@ -19,7 +21,7 @@ from gate.protocol.documents import Signed
 from gate.protocol.keys import SigningKey
 from gate.protocol.parties import new_id
 from gate.store import GateStore
-from tests.fixtures.lane import wait_until
+from tests.fixtures.lane import SELFCHECKOUT, wait_until
 from tests.fixtures.nats import PeerRig, gate_keys_feed, peer_rig
 from tests.fixtures.store import Shop, make_shop
 
@@ -163,3 +165,28 @@ def test_a_lane_on_a_new_database_takes_the_stores_passes_from_its_peers_before_
         assert fresh.link.catch_up(10)
         assert set(passed) <= fresh.store.used_list_ids()  # its own past pass too
         assert fresh.link.status()["caught_up"] is True
+
+
+def test_gate_nats_node_derives_a_node_config_nats_server_accepts(tmp_path: Path) -> None:
+    servers = ["nats://10.0.0.11:4222", "nats://10.0.0.12:4222", "nats://10.0.0.13:4222"]
+    config = tmp_path / "lane.toml"
+    config.write_text(lane_config.example_with(lane={"database": "/var/lib/selfcheckout/gate.db"},
+                                               peers={"servers": servers}))  # fmt: skip
+    printed = subprocess.run(
+        [SELFCHECKOUT, "gate", "nats-node", "--config", config, "--print"], capture_output=True, text=True
+    )
+    assert printed.returncode == 0, printed.stderr
+    text = printed.stdout
+    assert 'listen: "10.0.0.11:4222"' in text and 'store_dir: "/var/lib/selfcheckout/nats"' in text
+    assert 'routes: ["nats://10.0.0.12:6222", "nats://10.0.0.13:6222"]' in text
+    (tmp_path / "node.conf").write_text(text)
+    checked = subprocess.run(
+        ["nats-server", "-c", tmp_path / "node.conf", "-t"], capture_output=True, text=True
+    )
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    # A lane without [peers] has no node to run.
+    config.write_text(lane_config.example_with())
+    refused = subprocess.run(
+        [SELFCHECKOUT, "gate", "nats-node", "--config", config], capture_output=True, text=True
+    )
+    assert refused.returncode == 1 and "no [peers] section" in refused.stderr

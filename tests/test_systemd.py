@@ -68,10 +68,13 @@ def verify(systemd_analyze: str, unit: Path) -> subprocess.CompletedProcess[str]
     )
 
 
-def test_the_units_are_the_lanes_the_payment_systems_and_the_banks() -> None:
-    assert {"selfcheckout-lane.service", "selfcheckout-payments.service", "selfcheckout-bank.service"} <= {
-        u.name for u in UNITS
-    }
+def test_the_units_are_the_lanes_its_nats_node_the_payment_systems_and_the_banks() -> None:
+    assert {
+        "selfcheckout-lane.service",
+        "selfcheckout-nats.service",
+        "selfcheckout-payments.service",
+        "selfcheckout-bank.service",
+    } <= {u.name for u in UNITS}
 
 
 @pytest.mark.parametrize("unit", UNITS, ids=lambda u: u.name)

@@ -22,6 +22,7 @@ from pathlib import Path
 from gate.errors import GateError
 
 CLUSTER_NAME = "selfcheckout"
+MONITOR_PORT = 8222  # nats-server's HTTP monitor, on 127.0.0.1 only
 
 
 class NatsServerError(GateError, RuntimeError):
@@ -43,6 +44,7 @@ class NodeAddress:
     client_port: int
     cluster_port: int
     monitor_port: int
+    monitor_host: str = ""  # the HTTP monitor's address; the node's own host when empty
 
     @property
     def url(self) -> str:
@@ -58,7 +60,7 @@ def node_config(node: NodeAddress, store_dir: Path, routes: Sequence[NodeAddress
     lines = [
         f'server_name: "{node.name}"',
         f'listen: "{node.host}:{node.client_port}"',
-        f'http: "{node.host}:{node.monitor_port}"',
+        f'http: "{node.monitor_host or node.host}:{node.monitor_port}"',
         "jetstream {",
         f'  store_dir: "{store_dir}"',
         "  max_memory_store: 16MB",
@@ -77,6 +79,16 @@ def node_config(node: NodeAddress, store_dir: Path, routes: Sequence[NodeAddress
             "}",
         ]
     return "\n".join(lines) + "\n"
+
+
+def lane_node(gate: str, servers: Sequence[str], cluster_port: int) -> tuple[NodeAddress, list[NodeAddress]]:
+    """This lane's node and every node of the store, from [peers] servers (the lane's own node first)."""
+    nodes = []
+    for i, url in enumerate(servers):
+        host, _, port = url.removeprefix("nats://").rpartition(":")
+        name = gate if i == 0 else f"node-{host}-{port}"
+        nodes.append(NodeAddress(name, host, int(port), cluster_port, MONITOR_PORT, "127.0.0.1"))
+    return nodes[0], nodes
 
 
 def local_nodes(count: int, host: str = "127.0.0.1") -> list[NodeAddress]:
