@@ -82,9 +82,16 @@ def run_checks(cfg: LaneConfig, probes: Probes | None = None) -> list[Check]:
         ("clock", lambda: check_clock(probes.clock_status)),
         ("payments", payments),
         ("feed", feed),
+        ("peers", lambda: _check_peers(cfg)),
         *((getattr(extra, "__name__", "extra"), lambda extra=extra: extra(cfg)) for extra in probes.extra),
     ]
     return [_safely(name, step) for name, step in steps]
+
+
+def _check_peers(cfg: LaneConfig) -> Check:
+    from gate.peers.doctor import check_peers  # it imports Check from here
+
+    return check_peers(cfg)
 
 
 def _safely(name: str, step: Callable[[], Check]) -> Check:

@@ -59,6 +59,7 @@ def test_a_lane_ready_to_run_passes_every_check(
     checks = doctor(_lane(tmp_path, payments_stack), probes)
     assert [c.name for c in checks] == [
         "config", "keys", "reader", "scanner", "gpio", "database", "disk", "clock", "payments", "feed",
+        "peers",
     ]  # fmt: skip
     assert [c for c in checks if not c.ok] == []
     found = _by_name(checks)

@@ -46,7 +46,7 @@ def install(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
 
 @pytest.fixture(scope="module")
 def installed() -> Iterator[str]:
-    """The three roles installed once for the module, purged afterwards; the first run's output."""
+    """The four roles installed once for the module, purged afterwards; the first run's output."""
     if os.geteuid() != 0:
         standin_unavailable("the install test runs the install for real and needs root")
     with LOCK.open("w") as lock:
@@ -58,7 +58,7 @@ def installed() -> Iterator[str]:
         MARKER.touch()
         install("--uninstall", "--purge")
         try:
-            yield install("lane", "payments", "bank").stdout
+            yield install("lane", "nats", "payments", "bank").stdout
         finally:
             install("--uninstall", "--purge", check=False)
             MARKER.unlink(missing_ok=True)
@@ -175,7 +175,7 @@ def test_a_second_install_keeps_keys_configs_and_hands_back_root_files(installed
     stray = layout.STATE / "stray.db"
     stray.write_bytes(b"")  # what `sqlite3` or an admin command as root leaves behind
     assert owner(stray)[0] == "root"
-    again = install("lane", "payments", "bank").stdout
+    again = install("lane", "nats", "payments", "bank").stdout
     assert {p: p.read_bytes() for p in kept} == kept
     assert f"kept {layout.GATE_KEY}" in again and f"kept {layout.LANE_CONFIG}" in again
     assert f"handed {stray} back to selfcheckout" in again and owner(stray)[0] == "selfcheckout"
@@ -204,8 +204,8 @@ def test_uninstall_keeps_data_and_purge_removes_everything(installed: str) -> No
 @pytest.mark.parametrize(
     ("args", "line"),
     [
-        ([], "install: name what to install: lane, payments or bank (several at once for a lab)"),
-        (["kiosk"], "install: no role 'kiosk': lane, payments or bank"),
+        ([], "install: name what to install: lane, nats, payments or bank (several at once for a lab)"),
+        (["kiosk"], "install: no role 'kiosk': lane, nats, payments or bank"),
         (["--purge"], "install: --purge goes with --uninstall"),
         (
             ["lane", "--scanner", "0c2e"],

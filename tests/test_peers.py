@@ -13,9 +13,11 @@ import time
 from pathlib import Path
 
 from gate import config as lane_config
+from gate.config import LaneConfig
 from gate.legality import build_charge
+from gate.peers.doctor import check_peers
 from gate.peers.record import new_record
-from gate.peers.server import NatsCluster
+from gate.peers.server import NatsCluster, free_port
 from gate.peers.transport import NatsTransport
 from gate.protocol.documents import Signed
 from gate.protocol.keys import SigningKey
@@ -190,3 +192,31 @@ def test_gate_nats_node_derives_a_node_config_nats_server_accepts(tmp_path: Path
         [SELFCHECKOUT, "gate", "nats-node", "--config", config], capture_output=True, text=True
     )
     assert refused.returncode == 1 and "no [peers] section" in refused.stderr
+
+
+def test_doctor_shows_the_nodes_each_lanes_last_record_and_what_waits_to_be_told(
+    tmp_path: Path, nats_cluster: NatsCluster, peer_store_id: str
+) -> None:
+    def config(servers: list[str], database: Path) -> LaneConfig:
+        path = tmp_path / "lane.toml"
+        path.write_text(
+            lane_config.example_with(lane={"database": str(database)}, peers={"servers": servers})
+        )
+        return lane_config.load(path, check_key_files=False)
+
+    with (
+        peer_rig(tmp_path, nats_cluster, peer_store_id, "gate-01", GATES["gate-01"], GATES, node=0) as one,
+        peer_rig(tmp_path, nats_cluster, peer_store_id, "gate-02", GATES["gate-02"], GATES, node=1) as two,
+    ):
+        two.wait_knows(pass_at(one, make_shop(one.store)))
+        check = check_peers(config(nats_cluster.urls(1), tmp_path / "gate-02.db"))
+        assert check.ok, check
+        assert check.sentence == "3 of 3 nodes answer; 1 lane(s) heard from; 0 pass(es) waiting to be told."
+        assert "lane gate-01: 1 record(s), the last" in check.detail
+    # Its own node gone, and a pass it could not tell.
+    dead = f"nats://127.0.0.1:{free_port()}"
+    with GateStore(tmp_path / "gate-02.db") as store:
+        commit_pass(store, make_shop(store), "gate-02")
+    check = check_peers(config([dead, *nats_cluster.urls(1)[1:]], tmp_path / "gate-02.db"))
+    assert not check.ok
+    assert check.sentence.startswith(f"This lane's own node {dead} does not answer")

@@ -21,7 +21,7 @@ def main(argv: list[str] | None = None) -> int:
         "simulated bank on this Debian machine as systemd services. Safe to run again: keys, tokens, "
         "configs and databases that exist are kept.",
     )
-    parser.add_argument("roles", nargs="*", metavar="ROLE", help="lane, payments, bank")
+    parser.add_argument("roles", nargs="*", metavar="ROLE", help="lane, nats, payments, bank")
     parser.add_argument(
         "--uninstall", action="store_true", help="remove the services, the venv and the files"
     )
@@ -53,10 +53,10 @@ def _check(args: argparse.Namespace) -> None:
     if args.purge and not args.uninstall:
         raise InstallError("--purge goes with --uninstall")
     if not args.uninstall and not args.roles:
-        raise InstallError("name what to install: lane, payments or bank (several at once for a lab)")
+        raise InstallError("name what to install: lane, nats, payments or bank (several at once for a lab)")
     for role in args.roles:
         if role not in layout.ROLES:
-            raise InstallError(f"no role {role!r}: lane, payments or bank")
+            raise InstallError(f"no role {role!r}: lane, nats, payments or bank")
     for scanner in args.scanner:
         if not re.fullmatch(r"[0-9a-fA-F]{4}:[0-9a-fA-F]{4}", scanner):
             raise InstallError(f"--scanner {scanner}: expected USB vendor and product ids as VID:PID")

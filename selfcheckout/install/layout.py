@@ -49,9 +49,11 @@ LANE = Role(
         ("time-wait-sync.conf", TIME_WAIT_DROPIN),
     ),
 )
+# A lane of a store with several: its node of the NATS cluster the lanes share their passes through.
+NATS = Role(name="nats", apt=("nats-server",), groups=(), extras=(), units=("selfcheckout-nats.service",))
 PAYMENTS = Role(name="payments", apt=(), groups=(), extras=(), units=("selfcheckout-payments.service",))
 BANK = Role(name="bank", apt=(), groups=(), extras=(), units=("selfcheckout-bank.service",))
-ROLES = {role.name: role for role in (LANE, PAYMENTS, BANK)}
+ROLES = {role.name: role for role in (LANE, NATS, PAYMENTS, BANK)}
 
 # 32-bit ARM (Raspberry Pi OS armhf) has no PyPI wheel of cffi or PyNaCl: pip builds them, cffi against
 # libffi and PyNaCl against Debian's libsodium (SODIUM_INSTALL=system) instead of compiling its own copy.
