@@ -164,7 +164,7 @@ def test_a_lane_on_a_new_database_takes_the_stores_passes_from_its_peers_before_
     with peer_rig(
         tmp_path, nats_cluster, peer_store_id, "gate-01", GATES["gate-01"], GATES, node=0, database="new.db"
     ) as fresh:
-        assert fresh.link.catch_up(10)
+        assert fresh.link.catch_up(20)
         assert set(passed) <= fresh.store.used_list_ids()  # its own past pass too
         assert fresh.link.status()["caught_up"] is True
 
