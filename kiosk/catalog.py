@@ -5,7 +5,8 @@ and the gate will check against its own catalog, which the same feed fills. One 
 never proposes a price the gate would deny as `price_mismatch`, and a price change reaches the kiosk, the
 phones and the gates alike. Every page is verified before anything is used (a trusted PS key, this store,
 the nonce just sent, the version asked from: gate.sync.verify_feed); a feed that fails leaves the catalog
-as it was and is tried again at the next refresh.
+as it was and is tried again at the next refresh. The store's GS1 layouts (which prefixes embed a weight or
+a price) come whole on every page, so the kiosk splits a scale's label exactly as the gates do.
 """
 
 from __future__ import annotations
@@ -13,12 +14,14 @@ from __future__ import annotations
 import base64
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 import requests
 
+from gate.barcodes import Layout
 from gate.catalog import MemoryCatalog, PriceChange, Product
 from gate.errors import ProtocolError
+from gate.protocol.feed import Gs1Entry
 from gate.protocol.keys import TrustedKeys
 from gate.sync import MAX_PAGES, verify_feed
 from kiosk.errors import CatalogUnavailable
@@ -46,6 +49,7 @@ class FeedCatalog:
         self._timeout_s = timeout_s
         self._clock = clock
         self._catalog = MemoryCatalog()
+        self._layouts: dict[str, Gs1Entry] = {}
         self._lock = threading.Lock()
         self.version = 0
         self.loaded = False
@@ -84,9 +88,15 @@ class FeedCatalog:
                     )
                     self._catalog.add(change)
                     changed.add(change.checked().code)
+            if pages:
+                self._layouts = {entry.prefix: entry for entry in pages[-1].gs1}
             self.version = since
             self.loaded = True
         return changed
+
+    def layouts(self) -> Mapping[str, Layout]:
+        """The store's GS1 layouts by prefix, as the last verified page listed them."""
+        return self._layouts
 
     def products(self, keys: set[str]) -> dict[str, Product]:
         """The products of these catalog keys at their price now (none in force yet: no price)."""

@@ -1,6 +1,6 @@
 """The kiosk config: one TOML file, validated key by key the way the lane's is (gate.config).
 
-The scanner, reader, payment-system and barcode tables are the lane's own, so a technician writes them the
+The scanner, reader and payment-system tables are the lane's own, so a technician writes them the
 same way on both Pis; the `[kiosk]`, `[screen]`, `[session]` and `[policy]` tables are the kiosk's. Every
 mistake is one line naming the file and the key (gate.errors.ConfigError).
 """
@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 from gate.config import (
-    BarcodesSection,
     PaymentsSection,
     ReaderSection,
     ScannerSection,
@@ -81,7 +80,6 @@ class KioskConfig:
     screen: ScreenSection = _spec(default_factory=ScreenSection)
     session: SessionSection = _spec(default_factory=SessionSection)
     policy: KioskPolicySection = _spec(default_factory=KioskPolicySection)
-    barcodes: BarcodesSection = _spec(default_factory=BarcodesSection)
     source: Path = field(default=Path("<memory>"), compare=False)
 
 

@@ -18,7 +18,6 @@ import time
 from collections.abc import Callable
 
 from drivers.scanner import BarcodeScanner, Scan, ScannerNotice
-from gate.config import Gs1Layout
 from gate.protocol.keys import TrustedKeys, read_public_key
 from kiosk.catalog import FeedCatalog
 from kiosk.config import KioskConfig
@@ -59,14 +58,12 @@ class KioskService:
             timeout_s=config.payments.timeout_s,
             clock=clock,
         )
-        layouts: dict[str, Gs1Layout] = {layout.prefix: layout for layout in config.barcodes.gs1}
         s = config.session
         self.kiosk = Kiosk(
             kiosk_id=k.kiosk_id,
             store_id=k.store_id,
             currency=k.currency,
             catalog=self.catalog,
-            layouts=layouts,
             attendant_categories=config.policy.attendant_categories,
             blocked_codes=config.policy.blocked_codes,
             idle_warning_s=s.idle_warning_s,

@@ -28,7 +28,11 @@ MAX_QTY = 99  # per line at the kiosk (the gate's default policy.max_quantity)
 
 
 class Products(Protocol):
+    """The store's catalog as the kiosk reads it: products by catalog key, and the GS1 label layouts."""
+
     def products(self, keys: set[str]) -> dict[str, Product]: ...
+
+    def layouts(self) -> Mapping[str, Layout]: ...
 
 
 @dataclass(frozen=True)
@@ -71,7 +75,6 @@ class Kiosk:
         store_id: str,
         currency: str,
         catalog: Products,
-        layouts: Mapping[str, Layout],
         attendant_categories: Collection[str] = (),
         blocked_codes: Collection[str] = (),
         idle_warning_s: float = 90.0,
@@ -85,7 +88,6 @@ class Kiosk:
         self.store_id = store_id
         self.currency = currency
         self._catalog = catalog
-        self._layouts = dict(layouts)
         self._attendant = frozenset(attendant_categories)
         self._blocked = frozenset(blocked_codes)
         self._idle_warning_s = idle_warning_s
@@ -232,7 +234,7 @@ class Kiosk:
         self._activity()
         try:
             code = parse_scan(raw).code
-            resolved = resolve(code, self._layouts)
+            resolved = resolve(code, self._catalog.layouts())
         except BarcodeError:
             self._note("invalid_scan", "error")
             return
