@@ -11,12 +11,13 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import secrets
 import tempfile
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,8 +27,11 @@ from gpiozero.pins.mock import MockFactory
 
 from drivers.nfc_inprocess import InProcessReader
 from gate import config as lane_config
+from gate import panel
 from gate.lane import TapOutcome
+from gate.legality.reasons import text_of
 from gate.money import format_amount
+from gate.panel import Accounts, PanelError, PanelServer
 from gate.protocol.commands import INS_CHALLENGE
 from gate.protocol.documents import Signed, sign
 from gate.protocol.keys import SigningKey, write_public_key, write_secret_key
@@ -152,7 +156,7 @@ class Store:
         self.tally.verdicts[outcome.verdict] += 1
         codes = outcome.decision.codes if outcome.verdict != "pass" else ()
         self.tally.denials.update(codes)
-        reasons = f": {', '.join(codes)}" if codes else ""
+        reasons = f": {'; '.join(f'{text_of(c)} ({c})' for c in codes)}" if codes else ""
         steps = ", ".join(f"{k} {v * 1000:.1f} ms" for k, v in outcome.timings.items())
         self.say("gate", f"{name}: {outcome.verdict.upper()}{reasons} ({steps})")
         return outcome
@@ -406,6 +410,8 @@ def summary(s: Store) -> bool:
         and gate_total == charges["amount"] == moved
     )
     s.say.echo(f"  {'balanced':<{width}}  {'yes' if balanced else 'NO'}")
+    for code in sorted(s.tally.denials):
+        s.say.echo(f"  {code}: {text_of(code)}")
     if report["problems"]:
         s.say.echo("  problems: " + "; ".join(report["problems"]))
     return balanced
@@ -417,8 +423,10 @@ def run(
     vpcd: bool = False,
     folder: Path | None = None,
     echo: Callable[[str], None] = click.echo,
+    stop: threading.Event | None = None,
 ) -> bool:
-    """Run the scripted store; with serve, keep it up until Ctrl-C. Returns whether the summary balanced."""
+    """Run the scripted store; with serve, keep it up with the lane's panel until Ctrl-C (or `stop` is set).
+    Returns whether the summary balanced."""
     say = Timeline(echo)
     with ExitStack() as stack:
         if folder is None:
@@ -434,20 +442,34 @@ def run(
             scenarios(store)
             balanced = summary(store)
             if serve:
-                echo(
-                    f"\nThe store keeps running: payment system {store.stack.url}, state in {folder}. "
-                    "Ctrl-C to stop."
-                )
-                try:
-                    while True:
-                        time.sleep(1)
-                except KeyboardInterrupt:
-                    pass
+                with serve_panel(store, echo):
+                    echo(
+                        f"The store keeps running: payment system {store.stack.url}, state in {folder}. "
+                        "Ctrl-C to stop."
+                    )
+                    with suppress(KeyboardInterrupt):
+                        (stop or threading.Event()).wait()
     return balanced
 
 
+@contextmanager
+def serve_panel(store: Store, echo: Callable[[str], None]) -> Iterator[PanelServer]:
+    """The lane's technician panel on 127.0.0.1 (the config's port, or a free one if it is taken), with a
+    technician account made for this run; prints where and how to log in."""
+    secret = "demo-" + secrets.token_hex(4)
+    with Accounts(store.folder / "panel.db") as accounts:
+        accounts.add("demo", "technician", secret)
+        try:
+            server = panel.serve(store.service, accounts, host="127.0.0.1")
+        except PanelError:
+            server = panel.serve(store.service, accounts, host="127.0.0.1", port=0)
+        with server:
+            echo(f"\n== The lane's panel: {server.url}/  (log in as demo, secret {secret})")
+            yield server
+
+
 @click.command("demo")
-@click.option("--serve", is_flag=True, help="Keep the store running after the script.")
+@click.option("--serve", is_flag=True, help="Keep the store running after the script, with the lane's panel.")
 @click.option("--vpcd", is_flag=True, help="Tap through a running pcscd + vpcd instead of in-process.")
 @click.option(
     "--state",

@@ -3,9 +3,16 @@
 from __future__ import annotations
 
 import re
+import signal
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.sync_api import expect
+
+from tests.fixtures.panel import browser_login, new_page
 
 
 def test_demo_runs_every_scenario_and_its_summary_balances(tmp_path: Path) -> None:
@@ -18,9 +25,9 @@ def test_demo_runs_every_scenario_and_its_summary_balances(tmp_path: Path) -> No
     assert done.returncode == 0, done.stdout + done.stderr
     out = done.stdout
     assert done.stderr == ""
-    verdicts = re.findall(r"gate +(\w+)'s phone: (\w+)(?:: ([a-z_]+(?:, [a-z_]+)*))?", out)
+    verdicts = re.findall(r"gate +(\w+)'s phone: (\w+)(?:: (.*?))? \(nfc_read", out)
     assert [
-        (who, verdict, set(codes.split(", ")) if codes else set()) for who, verdict, codes in verdicts
+        (who, verdict, set(re.findall(r"\(([a-z_]+)\)", reasons))) for who, verdict, reasons in verdicts
     ] == [
         ("alice", "PASS", set()),
         ("mallory", "DENY", {"list_signature", "price_mismatch"}),
@@ -30,6 +37,7 @@ def test_demo_runs_every_scenario_and_its_summary_balances(tmp_path: Path) -> No
         ("erin", "EMERGENCY", set()),
     ]
     assert re.search(r"replayed presentation: DENY: .*answer_wrong_nonce", out)
+    assert "DENY: The total is more than your hold. Remove something or ask for a larger hold." in out
     assert "bob       phone refuses to sign: the total 5.67 EUR is over the hold of 5.00 EUR" in out
     assert re.search(r"2 charge\(s\) waiting in the outbox \(6\.86 EUR\)", out)
     notices = re.findall(
@@ -47,5 +55,48 @@ def test_demo_runs_every_scenario_and_its_summary_balances(tmp_path: Path) -> No
     assert rows["charges at the payment system"] == ("3", "18.38 EUR")
     assert rows["charges settled"] == ("3", "18.38 EUR")
     assert rows["unforwarded at the gate"][0] == "0"
-    assert summary.rstrip().endswith("balanced                       yes")
+    assert "balanced                       yes\n" in summary
+    assert summary.rstrip().endswith(
+        "  price_mismatch: A price has changed. Refresh the catalog, scan the item again and confirm."
+    )
     assert (tmp_path / "store" / "gate.db").exists() and (tmp_path / "store" / "payments.db").exists()
+
+
+@pytest.mark.browser
+def test_demo_serve_keeps_the_store_running_with_the_lanes_panel(
+    tmp_path: Path, chromium: Any, console_errors: list[str]
+) -> None:
+    demo = subprocess.Popen(
+        [sys.executable, "-m", "selfcheckout", "demo", "--serve", "--state", str(tmp_path / "store")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        assert demo.stdout is not None
+        for line in demo.stdout:
+            found = re.match(
+                r"== The lane's panel: (http://127\.0\.0\.1:\d+)/  \(log in as demo, secret (\S+)\)", line
+            )
+            if found:
+                break
+        else:
+            raise AssertionError("the demo printed no panel address")
+        url, secret = found.groups()
+        assert "The store keeps running" in demo.stdout.readline()
+        page = new_page(chromium, console_errors)
+        browser_login(page, url, "demo", secret)
+        expect(page.locator("#lane-state")).to_have_text("idle")
+        page.goto(url + "/decisions?reason=over_guarantee")
+        expect(page.locator("#decisions li[data-code=over_guarantee]")).to_contain_text(
+            "The total is more than your hold."
+        )
+        page.context.close()
+        demo.send_signal(signal.SIGINT)  # Ctrl-C
+        assert demo.wait(timeout=30) == 0
+    finally:
+        if demo.poll() is None:
+            demo.kill()
+            demo.wait()
+        if demo.stdout is not None:
+            demo.stdout.close()
