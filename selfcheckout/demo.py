@@ -41,6 +41,7 @@ from payments.local import LocalStack
 from phone.card import ExitCard
 from phone.errors import PhoneError
 from phone.terminal import Phone
+from selfcheckout.demo_kiosk import DemoKiosk, kiosk_shopper, open_kiosk
 
 CURRENCY = "EUR"
 PRODUCTS = (  # code, name, category, unit, price (minor units; per kg for "kg")
@@ -376,6 +377,18 @@ def scenarios(s: Store) -> None:
     say("gate", f"fire alarm cleared: lane {s.service.lane.state}, locked: {s.service.io.locked}")
 
 
+def kiosk_scenario(s: Store, kiosk: DemoKiosk) -> None:
+    say = s.say
+    say.section("7. At the kiosk: scan there, confirm and sign on the phone, leave through the gate")
+    say("kiosk", f"kiosk-01 screen at {kiosk.url}")
+    frank = s.shopper("frank", top_up=1000, estimate=2000)
+    codes = ["8712345678906", "4006381333931", GOUDA_412G, "8712345678906"]
+    if kiosk_shopper(kiosk, frank, "frank", codes, say, s.money):
+        s.tap("frank", frank.card())
+        s.settle()
+        s.notice(frank, "frank")
+
+
 def summary(s: Store) -> bool:
     """Print the closing table; True when the gate's passes, the payment system's charges and the money
     moved all agree."""
@@ -438,14 +451,18 @@ def run(
         root.setLevel(logging.INFO)
         stack.callback(root.removeHandler, log_handler)
         stack.callback(log_handler.close)
-        with open_store(folder, say, vpcd=vpcd) as store:
+        with (
+            open_store(folder, say, vpcd=vpcd) as store,
+            open_kiosk(folder, store.stack, folder / "keys" / "ps.pub") as kiosk,
+        ):
             scenarios(store)
+            kiosk_scenario(store, kiosk)
             balanced = summary(store)
             if serve:
                 with serve_panel(store, echo):
                     echo(
-                        f"The store keeps running: payment system {store.stack.url}, state in {folder}. "
-                        "Ctrl-C to stop."
+                        f"The store keeps running: payment system {store.stack.url}, kiosk screen "
+                        f"{kiosk.url}, state in {folder}. Ctrl-C to stop."
                     )
                     with suppress(KeyboardInterrupt):
                         (stop or threading.Event()).wait()

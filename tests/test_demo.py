@@ -35,6 +35,7 @@ def test_demo_runs_every_scenario_and_its_summary_balances(tmp_path: Path) -> No
         ("carol", "PASS", set()),
         ("dave", "PASS", set()),
         ("erin", "EMERGENCY", set()),
+        ("frank", "PASS", set()),
     ]
     assert re.search(r"replayed presentation: DENY: .*answer_wrong_nonce", out)
     assert "DENY: The total is more than your hold. Remove something or ask for a larger hold." in out
@@ -44,16 +45,30 @@ def test_demo_runs_every_scenario_and_its_summary_balances(tmp_path: Path) -> No
         r"(\w+) +deduction notice verified: ([\d.]+) EUR = ([\d.]+) EUR stored value \+ ([\d.]+) EUR bank",
         out,
     )
-    assert [n[0] for n in notices] == ["alice", "carol", "dave"]
+    assert [n[0] for n in notices] == ["alice", "carol", "dave", "frank"]
     for _, total, stored, bank in notices:
         assert round(float(stored) * 100) + round(float(bank) * 100) == round(float(total) * 100)
+    # The kiosk shopper: the first tap reads the hold, each scan is a line, the finishing tap is signed.
+    kiosk = out[out.index("== 7. At the kiosk") : out.index("== Summary")]
+    assert "kiosk     frank taps the phone: hold 20.00 EUR read and shown" in kiosk
+    scans = re.findall(r"kiosk     scan (\d+): (.+?) +total ([\d.]+) EUR of 20.00 EUR", kiosk)
+    assert [(code, total) for code, _, total in scans] == [
+        ("8712345678906", "1.19"), ("4006381333931", "2.48"),
+        ("2100231004124", "9.03"), ("8712345678906", "10.22"),
+    ]  # fmt: skip
+    assert scans[-1][1] == "Milk 1 l x2 2.38 EUR"
+    assert (
+        "frank     phone shows the kiosk's list "
+        "(2 x Milk 1 l, 1 x Stabilo pen, 1 x Gouda (per kg): 10.22 EUR)" in kiosk
+    )
+    assert "kiosk     frank's signed list verified (10.22 EUR): walk to the exit" in kiosk
     summary = out[out.index("== Summary") :]
     rows = {
         m[0].strip(): m[1:] for m in re.findall(r"^  (.+?)\s{2,}(\d*)\s+([\d.]+ EUR|yes|NO)?$", summary, re.M)
     }
-    assert rows["passes at the gate"] == ("3", "18.38 EUR")
-    assert rows["charges at the payment system"] == ("3", "18.38 EUR")
-    assert rows["charges settled"] == ("3", "18.38 EUR")
+    assert rows["passes at the gate"] == ("4", "28.60 EUR")
+    assert rows["charges at the payment system"] == ("4", "28.60 EUR")
+    assert rows["charges settled"] == ("4", "28.60 EUR")
     assert rows["unforwarded at the gate"][0] == "0"
     assert "balanced                       yes\n" in summary
     assert summary.rstrip().endswith(
