@@ -13,6 +13,9 @@ is the one place an answer becomes an outbox state:
 | `settled` with a deduction notice that verifies        | settled     | the payment system took it          |
 | `refused` with a charge-refusal that verifies for this | flagged     | the PS stands behind it: technician |
 | body                                                   |             |                                     |
+| `refused` as a charge_conflict whose signed refusal    | conflict    | the list was charged once, from the |
+| names the copy that won (another gate's, a replay)     |             | other copy: a replay incident, out  |
+|                                                        |             | of the offline budget               |
 | anything else: 5xx, a 4xx without a signed refusal (a  | retry later | it may pass next time: back off     |
 | proxy, a captive portal), timeout, refused, garbage    |             |                                     |
 
@@ -66,9 +69,11 @@ def full_jitter(attempt: int, base_s: float, cap_s: float, rng: random.Random) -
 class Verdict:
     """What one answer means for one charge: `result` and, for the outbox, the notice or the reason."""
 
-    result: str  # "accepted", "settled", "flagged" or "retry"
+    result: str  # "accepted", "settled", "flagged", "conflict" or "retry"
     detail: str
     notice: bytes = b""
+    won: bytes = b""  # a conflict: SHA-256 of the copy the payment system took, and its gate
+    won_gate: str = ""
 
 
 def classify(
@@ -99,6 +104,15 @@ def classify(
             refusal = signed_refusal.verify_with(trusted.get(signed_refusal.kid))
             if refusal.body_hash != hashlib.sha256(body).digest() or refusal.store != store_id:
                 raise ProtocolError("the refusal is for another charge or store")
+            if refusal.won is not None and refusal.won_gate is not None:
+                detail = (
+                    f"replay incident: this list also passed at gate {refusal.won_gate}, whose charge the"
+                    f" payment system took (body {refusal.won.hex()[:16]}); this copy is settled as a"
+                    " conflict and no longer counts against the offline budget"
+                )
+                return Verdict(
+                    "conflict", detail[:MAX_ERROR_CHARS], won=refusal.won, won_gate=refusal.won_gate
+                )
             return Verdict("flagged", f"{refusal.code}: {refusal.message}"[:MAX_ERROR_CHARS])
     except (ValueError, KeyError, TypeError, ProtocolError) as exc:
         return Verdict("retry", f"{where}: an answer that does not verify ({exc})"[:MAX_ERROR_CHARS])
@@ -110,7 +124,7 @@ class Outcome:
     """What one attempt of one charge came to."""
 
     charge_id: bytes
-    result: str  # "accepted", "settled", "flagged" or "retry"
+    result: str  # "accepted", "settled", "flagged", "conflict" or "retry"
     status: int | None  # HTTP status, None when no answer came
     detail: str
     next_attempt_at: float | None = None
@@ -226,6 +240,8 @@ class Forwarder:
                 accepted.append(entry.charge_id)
             elif verdict.result == "settled":
                 settled.append((entry.charge_id, verdict.notice))
+            elif verdict.result == "conflict":
+                self._conflict(entry, verdict)
             else:
                 self.store.outbox_flag(entry.charge_id, verdict.detail)
                 log.warning("charge %s flagged for a technician: %s", entry.charge_id.hex(), verdict.detail)
@@ -236,6 +252,18 @@ class Forwarder:
         if settled:
             self.store.outbox_settled_many(settled, now)
         return outcomes
+
+    def _conflict(self, entry: OutboxEntry, verdict: Verdict) -> None:
+        data = {
+            "code": "replay",
+            "list": entry.charge_id.hex(),
+            "won_gate": verdict.won_gate,
+            "won": verdict.won.hex(),
+            "amount": entry.amount,
+            "currency": entry.currency,
+        }
+        self.store.outbox_conflict(entry.charge_id, verdict.detail, self.clock(), data)
+        log.warning("charge %s: %s", entry.charge_id.hex(), verdict.detail)
 
     def _retry(self, entry: OutboxEntry, status: int | None, error: str) -> Outcome:
         error = error[:MAX_ERROR_CHARS]

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from gate.errors import SignatureError
-from gate.protocol.documents import VERSION, Charge, ChargeRefusal, Signed, sign
+from gate.protocol.documents import CONFLICT, VERSION, Charge, ChargeRefusal, Signed, sign
 from payments.context import Context
 from payments.db import select_in
 from payments.errors import BadRequest, Conflict, Forbidden, PaymentsError, Unauthorized, Unprocessable
@@ -50,8 +50,11 @@ class Intake:
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
 
-    def refusal(self, raw: bytes, error: PaymentsError) -> bytes:
-        """The signed reason a charge body is refused, bound to its exact bytes."""
+    def refusal(
+        self, raw: bytes, error: PaymentsError, *, won: bytes | None = None, won_gate: str | None = None
+    ) -> bytes:
+        """The signed reason a charge body is refused, bound to its exact bytes; a conflict names the body
+        that won (`won`, its SHA-256) and its gate, so the losing gate records a settled fact."""
         message = "".join(c if " " <= c <= "~" else "?" for c in error.message)[:300]
         doc = ChargeRefusal(
             v=VERSION,
@@ -60,6 +63,8 @@ class Intake:
             code=error.code,
             message=message,
             at=self.ctx.now(),
+            won=won,
+            won_gate=won_gate,
         )
         return sign(doc, self.ctx.key).encode()
 
@@ -85,7 +90,7 @@ class Intake:
         known = {
             r["charge"]: r
             for r in select_in(
-                self.ctx.db, "SELECT charge, body_sha, state, answer FROM charges", "charge", ids
+                self.ctx.db, "SELECT charge, body_sha, gate, state, answer FROM charges", "charge", ids
             )
         }
         vouchers = {
@@ -102,7 +107,12 @@ class Intake:
             sha = hashlib.sha256(raw).hexdigest()
             seen = known.get(charge_hex)
             if seen is None and charge_hex in new:
-                seen = {"body_sha": new[charge_hex][1], "state": "received", "answer": None}
+                seen = {
+                    "body_sha": new[charge_hex][1],
+                    "gate": new[charge_hex][2].gate,
+                    "state": "received",
+                    "answer": None,
+                }
             if seen is not None:
                 results.append(self._standing(raw, charge_hex, sha, seen))
                 continue
@@ -130,10 +140,14 @@ class Intake:
     def _standing(self, raw: bytes, charge_hex: str, sha: str, seen: dict[str, Any]) -> Received:
         if seen["body_sha"] != sha:
             exc = Conflict(
-                f"charge {charge_hex} was already received with another body; nothing was moved",
-                code="charge_conflict",
+                f"charge {charge_hex} was already received with another body, from gate {seen['gate']};"
+                " this copy moved nothing",
+                code=CONFLICT,
             )
-            return Received(charge_hex, "refused", exc, self.refusal(raw, exc))
+            won = bytes.fromhex(seen["body_sha"])
+            return Received(
+                charge_hex, "refused", exc, self.refusal(raw, exc, won=won, won_gate=seen["gate"])
+            )
         if seen["state"] == "settled":
             return Received(charge_hex, "settled", answer=seen["answer"])
         return Received(charge_hex, "accepted")
@@ -234,7 +248,7 @@ class Intake:
                 r["charge"]: r
                 for r in select_in(
                     db,
-                    "SELECT charge, body_sha, state, answer FROM charges",
+                    "SELECT charge, body_sha, gate, state, answer FROM charges",
                     "charge",
                     [r["charge"] for r in rows],
                 )

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import hashlib
 import random
 import time
 
@@ -220,7 +221,7 @@ def test_the_request_never_arrives_and_is_sent_again(
     assert_reconciled(payments_stack, gate_side, settled=2)
 
 
-def test_a_conflicting_charge_is_flagged_for_a_technician(
+def test_a_conflicting_charge_is_a_settled_replay_incident_outside_the_offline_budget(
     payments_stack: LocalStack, gate_side: GateSide
 ) -> None:
     (_, charge_id), *_ = shoppers_out(payments_stack, gate_side, 2, top_up=0)
@@ -230,10 +231,13 @@ def test_a_conflicting_charge_is_flagged_for_a_technician(
     assert payments_stack.post_charge(other).status_code == 200  # e.g. a restored backup sent it first
     with gate_side.forwarder() as forwarder:
         results = {o.charge_id: o for o in forwarder.drain_once()}
-    assert results[charge_id].result == "flagged"
-    (flagged,) = gate_side.store.outbox_entries(state="flagged")
-    assert flagged.charge_id == charge_id and flagged.last_error.startswith("charge_conflict")
-    assert gate_side.store.outbox_backlog().count == 1  # still counted against the offline budget
+    assert results[charge_id].result == "conflict"
+    (conflict,) = gate_side.store.outbox_entries(state="conflict")
+    assert conflict.charge_id == charge_id and "replay incident" in conflict.last_error
+    assert gate_side.store.outbox_backlog().count == 0  # a settled fact: out of the offline budget
+    (incident,) = [e for e in gate_side.store.recent_lane_events() if e.kind == "replay_incident"]
+    assert incident.data["won_gate"] == gate_side.gate_id and incident.data["list"] == charge_id.hex()
+    assert incident.data["won"] == hashlib.sha256(other).hexdigest()
     wait_until(lambda: payments_stack.bank.summary()["capture_count"] == 2, what="the other charge settled")
 
 

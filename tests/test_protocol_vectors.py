@@ -35,6 +35,7 @@ BY_TYPE = {
         documents.ExitReceipt,
         documents.Charge,
         documents.DeductionNotice,
+        documents.ChargeRefusal,
         feed.GateFeed,
         kiosk.KioskHello,
         kiosk.ProposedList,

@@ -528,6 +528,9 @@ class DeductionNotice(Document):
             raise DecodeError(f"{where}: stored_value + bank + debt != total")
 
 
+CONFLICT = "charge_conflict"  # the refusal code of another body under a charge id the PS already took
+
+
 @dataclass(frozen=True)
 class ChargeRefusal(Document):
     """Payment system -> gate, signed: the charge with these exact bytes is refused for good, and why.
@@ -544,13 +547,29 @@ class ChargeRefusal(Document):
         "code": _text(_REASON, "a reason code"),
         "message": _text(re.compile(r"[ -~]{0,300}"), "printable text (0-300)"),
         "at": TIME,
+        "won": HASH,
+        "won_gate": NAME,
     }
+    OPTIONAL = frozenset({"won", "won_gate"})
     v: int
     store: str
     body_hash: bytes
     code: str
     message: str
     at: int
+    # A charge_conflict names the charge that won: the SHA-256 of the body the payment system took under
+    # this id, and the gate that signed it. With them the refused copy is a settled fact (the list was
+    # charged once), not a fault a technician could fix by sending it again.
+    won: bytes | None = None
+    won_gate: str | None = None
+
+    def check(self, where: str) -> None:
+        if (self.won is None) != (self.won_gate is None):
+            raise DecodeError(f"{where}: won and won_gate come together")
+        if self.won is not None and self.code != CONFLICT:
+            raise DecodeError(f"{where}: only a {CONFLICT} names the charge that won")
+        if self.won is not None and self.won == self.body_hash:
+            raise DecodeError(f"{where}: the charge that won is the refused one")
 
 
 @dataclass(frozen=True)

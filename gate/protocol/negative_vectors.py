@@ -18,6 +18,7 @@ from typing import Any
 from gate.protocol import encoding
 from gate.protocol.documents import (
     Charge,
+    ChargeRefusal,
     DeductionNotice,
     ExitAnswer,
     ExitChallenge,
@@ -134,6 +135,7 @@ def negatives(parties: Parties, docs: dict[str, Any], kiosk: dict[str, bytes]) -
     _charge(out, docs[Charge.TYPE])
     _notice(out, docs[DeductionNotice.TYPE])
     _feed(out, docs[GateFeed.TYPE])
+    _refusal(out, docs[ChargeRefusal.TYPE])
     _kiosk(out, kiosk)
     return out.entries
 
@@ -466,6 +468,35 @@ def _feed(out: _Out, feed: Signed[GateFeed]) -> None:
     out.signed(t, "shape", "a GS1 prefix outside 20-29", ps, with_gs1({**layout, "prefix": "30"}))
     out.signed(t, "range", "value_check_digit 2 (0 or 1)", ps, with_gs1({**layout, "value_check_digit": 2}))
     out.bad_signature(t, "signed by the gate's key", resign(out.parties.gate, t, feed.body), "payment-system")
+
+
+def _refusal(out: _Out, refusal: Signed[ChargeRefusal]) -> None:
+    t, ps = ChargeRefusal.TYPE, out.parties.ps
+    fields = encoding.decode(refusal.body)
+    out.signed(
+        t,
+        "cross-field rule",
+        "won without won_gate",
+        ps,
+        encoding.encode({k: v for k, v in fields.items() if k != "won_gate"}),
+    )
+    out.signed(
+        t,
+        "cross-field rule",
+        "the copy that won is the refused one",
+        ps,
+        encoding.encode({**fields, "won": fields["body_hash"]}),
+    )
+    out.signed(
+        t,
+        "cross-field rule",
+        "a winner named by a refusal other than charge_conflict",
+        ps,
+        encoding.encode({**fields, "code": "invalid_charge"}),
+    )
+    out.bad_signature(
+        t, "signed by the gate's key", resign(out.parties.gate, t, refusal.body), "payment-system"
+    )
 
 
 def _kiosk(out: _Out, kiosk: dict[str, bytes]) -> None:

@@ -20,9 +20,11 @@ from gate.legality import vectors as legality
 from gate.legality.vectors import LAYOUTS, PRICE, WEIGHT
 from gate.protocol import encoding
 from gate.protocol.documents import (
+    CONFLICT,
     SIGNING_CONTEXT,
     VERSION,
     Charge,
+    ChargeRefusal,
     DeductionNotice,
     Document,
     ExitAnswer,
@@ -232,6 +234,19 @@ def build() -> dict[str, Any]:
         ),
         ps,
     )
+    conflict = sign(
+        ChargeRefusal(
+            v=VERSION,
+            store=STORE,
+            body_hash=hashlib.sha256(charge.encode()).digest(),
+            code=CONFLICT,
+            message="already received with another body, from gate gate-02; this copy moved nothing",
+            at=T0 + 2100,
+            won=fixed_id("the copy gate-02 sent", 32),
+            won_gate="gate-02",
+        ),
+        ps,
+    )
     documents = [
         _signed_entry("hold request (phone -> payment system)", "shopper", request),
         _signed_entry("hold voucher (payment system -> phone)", "payment-system", voucher),
@@ -242,6 +257,11 @@ def build() -> dict[str, Any]:
         _signed_entry("exit receipt (gate -> phone, INS 0x20 data)", "gate", receipt),
         _signed_entry("charge (gate -> payment system)", "gate", charge),
         _signed_entry("deduction notice (payment system -> phone)", "payment-system", notice),
+        _signed_entry(
+            "charge refusal: a conflict naming the copy that won (payment system -> gate)",
+            "payment-system",
+            conflict,
+        ),
         _signed_entry(
             "feed (payment system -> gate and phone; the asker's nonce echoed)", "payment-system", feed
         ),
@@ -287,6 +307,7 @@ def build() -> dict[str, Any]:
                 Charge.TYPE: charge,
                 DeductionNotice.TYPE: notice,
                 GateFeed.TYPE: feed,
+                ChargeRefusal.TYPE: conflict,
             },
             {
                 entry["type"]: bytes.fromhex(entry["bytes"])

@@ -240,6 +240,38 @@ def m007_instance(db: Database) -> None:
     db.execute("INSERT INTO meta (key, value) VALUES ('feed_applied_at', 0)")
 
 
+def m008_outbox_conflict(db: Database) -> None:
+    """A charge the payment system refused because the same list was charged from another copy (a replay
+    at two gates) is `conflict`: a settled fact, out of the offline budget, kept for the technician. The
+    CHECK is widened by copying the table, as in m006."""
+    db.execute(
+        """
+        CREATE TABLE outbox_new (
+            charge_id BLOB PRIMARY KEY,
+            body BLOB NOT NULL,
+            amount INTEGER NOT NULL,
+            currency TEXT NOT NULL,
+            created_at REAL NOT NULL,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            next_attempt_at REAL NOT NULL,
+            state TEXT NOT NULL CHECK (state IN ('pending', 'accepted', 'settled', 'flagged', 'conflict')),
+            last_error TEXT NOT NULL DEFAULT '',
+            settled_at REAL,
+            notice BLOB,
+            accepted_at REAL
+        )
+        """
+    )
+    columns = (
+        "charge_id, body, amount, currency, created_at, attempts, next_attempt_at, state, last_error,"
+        " settled_at, notice, accepted_at"
+    )
+    db.execute(f"INSERT INTO outbox_new ({columns}) SELECT {columns} FROM outbox ORDER BY rowid")
+    db.execute("DROP TABLE outbox")
+    db.execute("ALTER TABLE outbox_new RENAME TO outbox")
+    db.execute("CREATE INDEX outbox_due ON outbox (state, next_attempt_at, created_at)")
+
+
 MIGRATIONS: tuple[Callable[[Database], None], ...] = (
     m001_initial,
     m002_events_by_list,
@@ -248,6 +280,7 @@ MIGRATIONS: tuple[Callable[[Database], None], ...] = (
     m005_audits,
     m006_outbox_accepted,
     m007_instance,
+    m008_outbox_conflict,
 )
 
 

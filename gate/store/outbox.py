@@ -2,19 +2,23 @@
 
 pending (to send) -> accepted (the payment system recorded it; it waits for its deduction notice) ->
 settled (the notice is here). A charge the payment system refused with a signed reason is flagged for a
-technician, who sends it again (one, or every flagged charge at once). The offline budget counts what the
-payment system does not have yet: pending and flagged.
+technician, who sends it again (one, or every flagged charge at once). A charge refused as a conflict that
+names the copy the payment system took (the same list passed at two gates) is `conflict`: settled, since
+sending it again can never change it, and shown to the technician as a replay incident. The offline budget
+counts what the payment system does not have yet: pending and flagged.
 """
 
 from __future__ import annotations
 
+import json
 import sqlite3
+from typing import Any
 
 from gate.legality.check import Backlog
 from gate.store.database import CHECKPOINT_EVERY, StoreBase, StoreError
 from gate.store.records import OutboxEntry
 
-OUTBOX_STATES = ("pending", "accepted", "settled", "flagged")
+OUTBOX_STATES = ("pending", "accepted", "settled", "flagged", "conflict")
 _OUTBOX_COLUMNS = (
     "charge_id, body, amount, currency, created_at, attempts, next_attempt_at, state, last_error"
 )
@@ -94,6 +98,23 @@ class OutboxTable(StoreBase):
             )
             if cursor.rowcount == 0:
                 _require_row(db.execute("SELECT 1 FROM outbox WHERE charge_id = ?", [charge_id]), charge_id)
+
+    def outbox_conflict(self, charge_id: bytes, detail: str, at: float, data: dict[str, Any]) -> None:
+        """The payment system took another copy of this charge (its signed refusal names it): settled as a
+        conflict, out of the offline budget, with a replay-incident lane event in the same transaction."""
+        with self._write() as db:
+            cursor = db.execute(
+                "UPDATE outbox SET state = 'conflict', last_error = ?, settled_at = ?"
+                " WHERE charge_id = ? AND state IN ('pending', 'flagged')",
+                [detail, at, charge_id],
+            )
+            if cursor.rowcount == 0:
+                _require_row(db.execute("SELECT 1 FROM outbox WHERE charge_id = ?", [charge_id]), charge_id)
+                return
+            db.execute(
+                "INSERT INTO lane_events (at, kind, detail, data) VALUES (?, 'replay_incident', ?, ?)",
+                [at, detail, json.dumps(data, sort_keys=True)],
+            )
 
     def outbox_requeue(self, charge_id: bytes, now: float) -> None:
         """A technician sends a flagged charge again."""

@@ -1,5 +1,6 @@
 """The charge outbox: what waits to be sent, what the payment system refused for good, and requeueing one
-once its cause is fixed (technicians only)."""
+once its cause is fixed (technicians only); replay incidents (one list charged from another gate's copy)
+are listed apart, settled, with nothing to requeue."""
 
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ def index() -> Any:
     return render_template(
         "outbox.html",
         flagged=store.outbox_entries("flagged", 100),
+        conflicts=store.outbox_entries("conflict", 100),
         pending=store.outbox_entries("pending", 100),
         backlog=store.outbox_backlog(),
         currency=service().config.lane.currency,
