@@ -18,6 +18,7 @@ from gate.errors import DecodeError, KeyFileError, SignatureError
 from gate.protocol import documents, encoding
 from gate.protocol.commands import INS_CHALLENGE, INS_RECEIPT
 from gate.protocol.documents import HoldVoucher, ShoppingList, open_signed, sign, signing_input
+from gate.protocol.faults import NON_CANONICAL_KEY, SMALL_ORDER_KEYS
 from gate.protocol.keys import (
     SigningKey,
     TrustedKeys,
@@ -29,7 +30,6 @@ from gate.protocol.keys import (
     write_public_key,
     write_secret_key,
 )
-from gate.protocol.negative_vectors import NON_CANONICAL_KEY, SMALL_ORDER_KEYS
 from tests.fixtures.store import Shop
 
 L = 2**252 + 27742317777372353535851937790883648493

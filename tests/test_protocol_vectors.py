@@ -17,8 +17,8 @@ from gate.errors import DecodeError, SignatureError
 from gate.legality.reasons import RULES
 from gate.legality.vectors import run_case
 from gate.protocol import documents, encoding, feed, kiosk
+from gate.protocol.faults import FAMILIES
 from gate.protocol.keys import key_id
-from gate.protocol.negative_vectors import FAMILIES
 from gate.protocol.vectors import render
 
 VECTORS = Path(__file__).resolve().parents[1] / "docs" / "test-vectors.json"
