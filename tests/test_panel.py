@@ -28,7 +28,7 @@ from tests.fixtures.lane import LaneRig
 from tests.fixtures.panel import TECH, csrf_token, login, refusal
 from tests.fixtures.store import PEN
 
-PAGES = ["/", "/decisions", "/events", "/outbox", "/maintenance"]
+PAGES = ["/", "/decisions", "/events", "/outbox", "/peers", "/maintenance"]
 
 
 def tap_pass(rig: LaneRig) -> Any:

@@ -24,7 +24,7 @@ from tests.test_panel_attendant import send_to_attendant
 
 pytestmark = pytest.mark.browser
 SHOTS = Path(os.environ.get("PANEL_SHOTS", "/tmp/panel-shots"))
-PAGES = ["/", "/decisions", "/events", "/attendant", "/let-out", "/outbox", "/maintenance"]
+PAGES = ["/", "/decisions", "/events", "/attendant", "/let-out", "/outbox", "/peers", "/maintenance"]
 
 
 def test_the_fault_banner_appears_live_when_the_reader_goes_and_leaves_when_it_is_back(
@@ -190,4 +190,4 @@ def test_every_page_fits_its_width_and_is_photographed(
 def test_an_attendant_sees_their_menu_only(panel_url: str, anon_page: Any) -> None:
     browser_login(anon_page, panel_url, ANN[0], ANN[2])
     links = anon_page.locator("header nav a").all_text_contents()
-    assert links == ["Status", "Decisions", "Lane events", "Attendant", "Audit", "Let one out"]
+    assert links == ["Status", "Decisions", "Lane events", "Attendant", "Audit", "Let one out", "Peers"]

@@ -14,7 +14,6 @@ from pathlib import Path
 
 from gate import config as lane_config
 from gate.config import LaneConfig
-from gate.legality import build_charge
 from gate.peers.doctor import check_peers
 from gate.peers.record import new_record
 from gate.peers.server import NatsCluster, free_port
@@ -24,31 +23,12 @@ from gate.protocol.keys import SigningKey
 from gate.protocol.parties import new_id
 from gate.store import GateStore
 from tests.fixtures.lane import SELFCHECKOUT, wait_until
-from tests.fixtures.nats import PeerRig, gate_keys_feed, peer_rig
+from tests.fixtures.nats import commit_pass, gate_keys_feed, pass_at, peer_rig
 from tests.fixtures.store import Shop, make_shop
 
 GATES = {
     f"gate-0{n}": SigningKey.from_seed(hashlib.sha256(f"peer gate {n}".encode()).digest()) for n in (1, 2, 3)
 }
-
-
-def commit_pass(store: GateStore, shop: Shop, gate: str, hold: bytes | None = None) -> bytes:
-    """Commit one pass of a fresh list in this lane's store, as the lane does; the list id."""
-    hold = hold or new_id()
-    list_id = new_id()
-    decision = shop.decide(
-        voucher=shop.voucher(hold=hold), signed_list=shop.shopping_list(list=list_id, hold=hold)
-    )
-    assert decision.verdict == "pass", decision.codes
-    store.record_pass(decision, build_charge(decision, GATES[gate]).encode())
-    return list_id
-
-
-def pass_at(rig: PeerRig, shop: Shop, hold: bytes | None = None) -> bytes:
-    """A pass committed at this lane, its link told right after (as on_commit does)."""
-    list_id = commit_pass(rig.store, shop, rig.gate, hold)
-    rig.link.notify()
-    return list_id
 
 
 def codes_at(shop: Shop, list_id: bytes, hold: bytes) -> tuple[str, ...]:
@@ -140,7 +120,7 @@ def test_a_pass_committed_just_before_the_lane_died_is_published_when_it_starts_
     with peer_rig(tmp_path, nats_cluster, peer_store_id, "gate-02", GATES["gate-02"], GATES, node=1) as two:
         # gate-01 committed a pass and died before its link ran: the record waits in its database.
         with GateStore(tmp_path / "gate-01.db") as store:
-            list_id = commit_pass(store, make_shop(store), "gate-01")
+            list_id = commit_pass(store, make_shop(store), GATES["gate-01"])
             assert store.peer_backlog()["unpublished"] == 1
         assert not two.knows(list_id)
         with peer_rig(
@@ -216,7 +196,7 @@ def test_doctor_shows_the_nodes_each_lanes_last_record_and_what_waits_to_be_told
     # Its own node gone, and a pass it could not tell.
     dead = f"nats://127.0.0.1:{free_port()}"
     with GateStore(tmp_path / "gate-02.db") as store:
-        commit_pass(store, make_shop(store), "gate-02")
+        commit_pass(store, make_shop(store), GATES["gate-02"])
     check = check_peers(config([dead, *nats_cluster.urls(1)[1:]], tmp_path / "gate-02.db"))
     assert not check.ok
     assert check.sentence.startswith(f"This lane's own node {dead} does not answer")
