@@ -6,7 +6,8 @@ lists, decision events (with reasons and per-step timings), and the charge outbo
 Modules: `database` (connections, transactions, checkpoints), `catalog`, `decisions` (the pass
 transaction, denials, lane events), `outbox`, `feed`, `peers` (what the lanes of one store tell each
 other), `audits` (attendants' re-scans), `records` (what reads return), `migrations`, `files` (init,
-backup, restore, the lane lock), `retention` (pruning).
+backup, restore, the lane lock), `retention` (pruning), `recovery`
+(passes taken back after a database was made anew).
 
 Durability. Every connection runs in WAL mode with `PRAGMA synchronous=FULL`, so a COMMIT returns only once
 the WAL is on disk. `record_pass` writes the facts of a pass (list used, hold consumed, event, outbox
@@ -36,6 +37,7 @@ from gate.store.feed import FeedTables
 from gate.store.outbox import OUTBOX_STATES, OutboxTable
 from gate.store.peers import OwnPass, PeerTables
 from gate.store.records import AuditRecord, Event, ImportResult, LaneEvent, OutboxEntry, PassRecord
+from gate.store.recovery import RecoveryTables, ReportedPass
 from gate.store.retention import Pruned, RetentionTables
 
 __all__ = [
@@ -52,6 +54,7 @@ __all__ = [
     "PassRecord",
     "PriceChange",
     "Pruned",
+    "ReportedPass",
     "StateFacts",
     "StorageFault",
     "StoreError",
@@ -59,6 +62,13 @@ __all__ = [
 
 
 class GateStore(
-    CatalogTables, DecisionTables, OutboxTable, FeedTables, PeerTables, AuditTables, RetentionTables
+    CatalogTables,
+    DecisionTables,
+    OutboxTable,
+    FeedTables,
+    PeerTables,
+    AuditTables,
+    RetentionTables,
+    RecoveryTables,
 ):
     """The gate's SQLite database. `GateStore(":memory:")` or `GateStore(path)`; a context manager."""

@@ -42,6 +42,7 @@ def init_database(path: Path) -> str:
         raise StoreError(f"{path.parent}: cannot make the folder: {exc.strerror or exc}") from exc
     path.unlink(missing_ok=True)  # an empty file left by an accident
     with GateStore(path) as store:
+        store.require_recovery()  # a gate's database made anew: what it reported must come back first
         return store.instance_id()
 
 

@@ -272,6 +272,12 @@ def m008_outbox_conflict(db: Database) -> None:
     db.execute("CREATE INDEX outbox_due ON outbox (state, next_attempt_at, created_at)")
 
 
+def m009_recovery(db: Database) -> None:
+    """Whether this database still has to take back from the payment system the passes this gate reported
+    (`gate init` sets 0, a database made before this release, or by tests and tools, needs nothing: 1)."""
+    db.execute("INSERT INTO meta (key, value) VALUES ('recovered_at', 1)")
+
+
 MIGRATIONS: tuple[Callable[[Database], None], ...] = (
     m001_initial,
     m002_events_by_list,
@@ -281,6 +287,7 @@ MIGRATIONS: tuple[Callable[[Database], None], ...] = (
     m006_outbox_accepted,
     m007_instance,
     m008_outbox_conflict,
+    m009_recovery,
 )
 
 
