@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -25,10 +26,12 @@ from gate.legality import GateIdentity, Policy
 from gate.notify import Notifier
 from gate.peers.link import PeerLink
 from gate.peers.transport import NatsTransport, Transport
-from gate.protocol.keys import TrustedKeys, read_secret_key
+from gate.protocol.keys import SigningKey, TrustedKeys, read_secret_key
 from gate.pruner import Pruner
 from gate.store import GateStore
 from gate.store.files import lane_lock
+
+log = logging.getLogger(__name__)
 
 # How long a tap may wait for another writer (the forwarder) before it fails and the shopper taps again.
 LANE_BUSY_TIMEOUT_S = 1.0
@@ -112,6 +115,8 @@ def open_lane(
         if reader is None:
             reader = stack.enter_context(pcsc_reader(config))
         forwarder = stack.enter_context(Forwarder.from_config(config, store)) if forward else None
+        if store.needs_recovery():  # a database made anew: take back what this gate reported, first
+            _recover(config, store, gate_key)
         stack.enter_context(Pruner(store, config)).start()
         if forwarder is not None:
             forwarder.start()
@@ -188,3 +193,28 @@ def _peer_link(
         gate_id=config.lane.gate_id,
         publish_timeout_s=config.peers.publish_timeout_s if config.peers else 2.0,
     )
+
+
+def _recover(config: LaneConfig, store: GateStore, gate_key: SigningKey) -> None:
+    from gate.http import environment_session
+    from gate.recovery import RecoveryError, recover
+
+    url = config.payments.url
+    try:
+        with environment_session(url) as session:
+            restored = recover(
+                store,
+                url=url,
+                store_id=config.lane.store_id,
+                gate_id=config.lane.gate_id,
+                gate_key=gate_key,
+                session=session,
+                timeout_s=config.payments.timeout_s,
+            )
+    except RecoveryError as exc:
+        raise RecoveryError(
+            f"{config.lane.database} is a new database: the lane decides nothing before it took back the "
+            f"passes this gate reported to the payment system, and it could not: {exc} (it tries again at "
+            "the next start)"
+        ) from exc
+    log.warning("took back %d pass(es) this gate had reported to the payment system", restored)

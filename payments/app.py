@@ -187,8 +187,13 @@ def create_app(config: PaymentsConfig, *, system: PaymentSystem | None = None) -
             public_key = bytes.fromhex(data.get("public_key", ""))
         except (TypeError, ValueError) as exc:
             raise BadRequest("public_key must be 64 hex digits") from exc
-        created, view = system.enrol_gate(data.get("gate"), public_key)
+        created, view = system.enrol_gate(data.get("gate"), public_key, data.get("instance"))
         return jsonify(view), 201 if created else 200
+
+    @app.post("/v1/gates/<gate>/recovery")
+    def post_gate_recovery(gate: str):
+        # Not an admin call: the gate's own signature over the request authenticates it.
+        return jsonify(system.gate_recovery(gate, body()))
 
     @app.get("/v1/gates")
     @admin

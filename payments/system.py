@@ -19,6 +19,7 @@ from payments.feed import Feed
 from payments.holds import Holds
 from payments.intake import Intake, Received
 from payments.ledger import reconcile
+from payments.recovery import Recovery, check_instance
 from payments.settlement import Settlement
 
 
@@ -51,6 +52,7 @@ class PaymentSystem:
         self.intake = Intake(self.ctx)
         self.settlement = Settlement(self.ctx)
         self.feeds = Feed(self.ctx)
+        self.recovery = Recovery(self.ctx)
         if config.settle_workers:
             self.settlement.start(config.settle_workers)
 
@@ -98,8 +100,20 @@ class PaymentSystem:
     def top_up(self, shopper: str, amount: int, reference: str) -> tuple[bool, dict[str, Any]]:
         return self.accounts.top_up(shopper, amount, reference)
 
-    def enrol_gate(self, gate: str, public_key: bytes) -> tuple[bool, dict[str, Any]]:
-        return self.accounts.enrol_gate(gate, public_key)
+    def enrol_gate(
+        self, gate: str, public_key: bytes, instance: str | None = None
+    ) -> tuple[bool, dict[str, Any]]:
+        """Enrol (or re-key) a gate; `instance` is its database's id, when the enrolment carries it."""
+        if instance is not None:
+            check_instance(instance)
+        created, view = self.accounts.enrol_gate(gate, public_key)
+        if instance is not None:
+            self.recovery.note_instance(gate, instance)
+        return created, view
+
+    def gate_recovery(self, gate: str, data: dict[str, Any]) -> dict[str, Any]:
+        """The charges `gate` sent, for that gate (signed request) whose database was made anew."""
+        return self.recovery.charges_of(gate, data)
 
     def revoke_gate(self, gate: str) -> dict[str, Any]:
         return self.accounts.revoke_gate(gate)

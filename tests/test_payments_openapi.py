@@ -11,6 +11,7 @@ from pathlib import Path
 
 from openapi_spec_validator import validate
 
+from gate.recovery import recovery_message
 from payments.app import create_app
 from payments.context import PaymentsConfig
 from payments.local import LocalStack, SimGate, SimShopper, make_exit
@@ -95,6 +96,11 @@ def test_a_walk_through_every_operation_matches_the_schemas(payments_stack: Loca
         api.get("/v1/feed", params={"since": 0, "nonce": os.urandom(32).hex()}, admin=False)
         api.get("/v1/reconciliation")
         api.post("/v1/sweep")
+        instance, at = "cd" * 16, stack.now()
+        signature = gate.key.sign(recovery_message(stack.store_id, "gate-77", instance, at)).hex()
+        recovery = {"instance": instance, "at": at, "signature": signature, "limit": 1}
+        page = api.post("/v1/gates/gate-77/recovery", json=recovery, admin=False).json()
+        assert page["charges"] == [body64] and page["next"] is None
         api.delete("/v1/gates/gate-77")
         api.get(f"/v1/notices/{os.urandom(16).hex()}", admin=False)
         api.post("/v1/charges", json={"charges": [body64]}, admin=False)

@@ -165,4 +165,18 @@ M001 = (
     "CREATE INDEX prices_code ON prices (code, valid_from)",
 )
 
-MIGRATIONS: tuple[tuple[str, tuple[str, ...]], ...] = (("m001_schema", M001),)
+# The database instances a gate told us of (at enrolment and when it took back its passes): a gate seen
+# with a new instance had its database made anew (docs/payments-api.md, "Recovery").
+M002 = (
+    """
+    CREATE TABLE gate_instances (
+        gate TEXT NOT NULL,
+        instance TEXT NOT NULL,
+        first_seen {int} NOT NULL,
+        recovered {int},
+        PRIMARY KEY (gate, instance)
+    )
+    """,
+)
+
+MIGRATIONS: tuple[tuple[str, tuple[str, ...]], ...] = (("m001_schema", M001), ("m002_gate_instances", M002))
