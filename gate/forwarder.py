@@ -57,6 +57,8 @@ log = logging.getLogger(__name__)
 
 MAX_ERROR_CHARS = 500
 NOTICE_BATCH = 500
+# A request stays under the payment system's 256 KiB body limit: about 100 charges of ordinary baskets.
+MAX_REQUEST_BYTES = 240_000
 
 
 def full_jitter(attempt: int, base_s: float, cap_s: float, rng: random.Random) -> float:
@@ -305,11 +307,17 @@ class Forwarder:
     # -- rounds ---------------------------------------------------------------------------------------
 
     def drain_once(self, limit: int | None = None) -> list[Outcome]:
-        """Send the due charges (one batch), oldest first; the outcome of each."""
+        """Send the due charges (one request of at most `batch`, under the body limit), oldest first."""
         if self._stopping.is_set():
             return []
         entries = self.store.outbox_due(self.clock(), limit or self.batch)
-        return self.send(entries) if entries else []
+        size, fits = 0, 0
+        for entry in entries:
+            size += len(entry.body) * 4 // 3 + 8  # base64 and the JSON around it
+            if fits and size > MAX_REQUEST_BYTES:
+                break
+            fits += 1
+        return self.send(entries[:fits]) if entries else []
 
     def sync_once(self) -> SyncResult:
         """Pull the feed up to the latest version (SyncError if the PS is unreachable or the feed is bad)."""
@@ -379,7 +387,7 @@ class Forwarder:
                 return
             if outcomes:
                 self.unreachable_streak = 0
-            if len(outcomes) < self.batch:
+            if not outcomes:
                 break
         self._awaiting_notices = bool(self.store.outbox_awaiting_notice(1))
         if self._awaiting_notices and self.clock() >= self._next_notices:

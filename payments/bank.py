@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import requests
+from requests.adapters import HTTPAdapter
 
 from gate.http import environment_session
 from payments.errors import BankDeclined, BankUnavailable
@@ -71,10 +72,15 @@ class HttpBank:
         *,
         timeout_s: float = 5.0,
         session: requests.Session | None = None,
+        connections: int = 10,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.timeout_s = timeout_s
         self._session = session or environment_session(self.base_url)
+        # As many kept-alive connections as calls the settlement workers make at once (requests keeps 10).
+        adapter = HTTPAdapter(pool_connections=1, pool_maxsize=connections)
+        self._session.mount("http://", adapter)
+        self._session.mount("https://", adapter)
 
     def place_hold(self, reference: str, account: str, amount: int, currency: str) -> None:
         self._call("PUT", f"/holds/{reference}", {"account": account, "amount": amount, "currency": currency})

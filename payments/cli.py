@@ -114,7 +114,11 @@ def _settings(cfg: Any, *, with_key: bool) -> PaymentsConfig:
         store_id=cfg.store.store_id,
         currency=cfg.store.currency,
         key=read_secret_key(cfg.store.key_file) if with_key else None,
-        bank=HttpBank(cfg.bank.url, timeout_s=cfg.bank.timeout_s) if with_key else None,
+        bank=(
+            HttpBank(cfg.bank.url, timeout_s=cfg.bank.timeout_s, connections=cfg.settlement.bank_concurrency)
+            if with_key
+            else None
+        ),
         admin_token=ps_config.read_admin_token(cfg) if with_key else None,
         former_public_keys=tuple(read_public_key(p) for p in cfg.store.former_key_files),
         hold_ttl_s=cfg.timings.hold_ttl_s,

@@ -43,6 +43,7 @@ class PaymentsConfig:
     # The store's GS1 price- and weight-embedded barcode layouts, signed in every feed page for the phones;
     # the same as every lane's [[barcodes.gs1]].
     gs1: tuple[Gs1Layout, ...] = ()
+    db_connections: int = 16  # PostgreSQL: the most connections this process keeps (its pool)
     clock: Callable[[], float] = field(default=time.time)
 
 

@@ -38,7 +38,7 @@ class PaymentSystem:
 
     def __init__(self, config: PaymentsConfig) -> None:
         self.config = config
-        self.db = open_database(config.database)
+        self.db = open_database(config.database, connections=config.db_connections)
         own = [config.key.public_key] if config.key else []
         self.ctx = Context(config, self.db, TrustedKeys([*own, *config.former_public_keys]))
         self.trusted = self.ctx.trusted

@@ -268,8 +268,8 @@ def is_postgres_url(target: str | Path) -> bool:
     return str(target).startswith(("postgresql://", "postgres://"))
 
 
-def open_database(target: str | Path) -> Database:
+def open_database(target: str | Path, *, connections: int = 16) -> Database:
     """A SQLite file path (or ":memory:"), or a postgresql:// URL; the schema brought up to date."""
     if is_postgres_url(target):
-        return PostgresDatabase(str(target))
+        return PostgresDatabase(str(target), max_connections=connections)
     return SqliteDatabase(target)
