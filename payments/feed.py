@@ -19,7 +19,7 @@ from payments.wire import b64
 FEED_PAGE_BYTES = 56_000  # under the protocol's 65,535-byte document limit, with room for the envelope
 FEED_PAGE_ROWS = 5000
 
-__all__ = ["MAX_GATES", "Feed", "add_change", "latest"]
+__all__ = ["MAX_GATES", "Feed", "add_change", "add_changes", "latest"]
 
 
 def add_change(db: Tx, kind: str, key: str, at: int) -> int:
@@ -28,6 +28,17 @@ def add_change(db: Tx, kind: str, key: str, at: int) -> int:
     version = db.one("SELECT value FROM counters WHERE name = 'feed_version'")["value"]
     db.insert("feed_log", {"version": version, "kind": kind, "key": key, "at": at})
     return version
+
+
+def add_changes(db: Tx, kind: str, keys: list[str], at: int) -> None:
+    """Several changes of one kind in the caller's transaction: one counter update, one insert."""
+    if not keys:
+        return
+    db.execute("UPDATE counters SET value = value + ? WHERE name = 'feed_version'", [len(keys)])
+    last = db.one("SELECT value FROM counters WHERE name = 'feed_version'")["value"]
+    first = last - len(keys) + 1
+    rows = [{"version": first + i, "kind": kind, "key": key, "at": at} for i, key in enumerate(keys)]
+    db.insert_many("feed_log", rows)
 
 
 def latest(db: Tx) -> int:

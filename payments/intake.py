@@ -21,7 +21,7 @@ from gate.protocol.documents import CONFLICT, VERSION, Charge, ChargeRefusal, Si
 from payments.context import Context
 from payments.db import select_in
 from payments.errors import BadRequest, Conflict, Forbidden, PaymentsError, Unauthorized, Unprocessable
-from payments.feed import add_change
+from payments.feed import add_changes
 from payments.wire import b64, open_document
 
 
@@ -180,10 +180,13 @@ class Intake:
 
         config = self.ctx.config
         voucher_env, list_env, answer_env = charge.voucher, charge.list, charge.answer
-        if voucher_env.kid not in self.ctx.trusted:
-            raise bad(f"the voucher is signed by key {voucher_env.kid}, not by this payment system")
+        hold_hex = voucher_env.doc.hold.hex()
+        if vouchers.get(hold_hex) != voucher_env.encode():
+            raise bad(f"hold {hold_hex} was not issued with this voucher")
+        # The very bytes this payment system signed and stored for the hold: their signature holds, so
+        # checking it again would spend a quarter of intake's time on nothing.
+        voucher = voucher_env.doc
         try:
-            voucher = voucher_env.verify_with(self.ctx.trusted.get(voucher_env.kid))
             shopping_list = list_env.verify_with(voucher.shopper_key)
             answer = answer_env.verify_with(voucher.shopper_key)
         except SignatureError as exc:
@@ -217,9 +220,6 @@ class Intake:
                 f" (with {skew} s for clocks)",
                 code="voucher_expired",
             )
-        hold_hex = voucher.hold.hex()
-        if vouchers.get(hold_hex) != voucher_env.encode():
-            raise bad(f"hold {hold_hex} was not issued with this voucher")
 
     def _record(self, charges: list[tuple[bytes, str, Charge]]) -> dict[str, dict[str, Any]]:
         """One transaction for the batch; the rows another process recorded first, to answer from."""
@@ -265,9 +265,7 @@ class Intake:
                 r["key"]
                 for r in select_in(db, "SELECT key FROM feed_log WHERE kind = 'consumed'", "key", holds)
             }
-            for hold in holds:
-                if hold not in consumed:
-                    add_change(db, "consumed", hold, now)
+            add_changes(db, "consumed", [h for h in holds if h not in consumed], now)
         return earlier
 
 
