@@ -81,11 +81,22 @@ class TimingsSection:
 
 
 @dataclass(frozen=True, kw_only=True)
+class SettlementSection:
+    """The workers that take the money for accepted charges (payments/settlement.py)."""
+
+    workers: int = rules.spec("a count >= 0 (0: only the sweep settles)", check=lambda v: v >= 0, default=4)
+    batch: int = rules.spec("a count > 0", check=lambda v: v > 0, default=64)
+    lease_s: int = rules.spec("seconds > 0", check=lambda v: v > 0, default=60)
+    bank_concurrency: int = rules.spec("a count > 0", check=lambda v: v > 0, default=32)
+
+
+@dataclass(frozen=True, kw_only=True)
 class PaymentsFile:
     store: StoreSection = rules.spec()
     listen: ListenSection = rules.spec(default_factory=ListenSection)
     bank: BankSection = rules.spec()
     timings: TimingsSection = rules.spec(default_factory=TimingsSection)
+    settlement: SettlementSection = rules.spec(default_factory=SettlementSection)
     barcodes: BarcodesSection = rules.spec(default_factory=BarcodesSection)
     source: Path = field(default=Path("<memory>"), compare=False)
 
