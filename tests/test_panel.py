@@ -115,6 +115,19 @@ def test_the_status_page_shows_the_lane_the_gate_the_reader_the_backlog_and_the_
     assert 'id="who">tess <span class="muted">(technician)</span>' in page
 
 
+def test_the_status_page_draws_the_last_hour(panel_rig: LaneRig, panel_client: FlaskClient) -> None:
+    tap_pass(panel_rig)
+    tap_deny(panel_rig)
+    page = panel_client.get("/").text
+    charts = page[page.index('id="charts"') : page.index('id="last-tap"')]
+    assert charts.count("<svg ") == 4 and "<script" not in charts
+    assert "1 gate openings; p50 " in charts
+    assert "2 taps in the hour, at most 2 in one minute" in charts
+    assert "over_guarantee 1, price_mismatch 1" in charts or "price_mismatch 1, over_guarantee 1" in charts
+    assert "The total is more than your hold." in charts
+    assert "1 waiting now, at most 1 in the hour" in charts
+
+
 def test_the_decisions_page_lists_verdicts_every_reason_totals_and_timings(
     panel_rig: LaneRig, panel_client: FlaskClient
 ) -> None:
@@ -129,7 +142,7 @@ def test_the_decisions_page_lists_verdicts_every_reason_totals_and_timings(
     for code, message in event.reasons:
         assert f'<li data-code="{code}">{escape(text_of(code))} ' in page
         assert f'<div class="detail small">{escape(message)}</div>' in page
-    assert "The total is more than the payment guarantee covers." in page
+    assert "The total is more than your hold. Remove something or ask for a larger hold." in page
     assert "3.77 EUR" in page and "0.99 EUR" in page
     assert passed._voucher.doc.shopper in page
     assert "verify " in page and " ms" in page
@@ -457,10 +470,10 @@ def test_markup_from_the_store_is_shown_as_text(panel_rig: LaneRig, panel_client
 def test_an_internal_error_says_where_to_look_and_shows_no_traceback(
     panel_rig: LaneRig, panel_client: FlaskClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def broken(limit: int) -> list[Any]:
+    def broken(**narrowed: Any) -> list[Any]:
         raise RuntimeError("disk on fire at /var/lib/secret")
 
-    monkeypatch.setattr(panel_rig.store, "recent_events", broken)
+    monkeypatch.setattr(panel_rig.store, "find_events", broken)
     response = panel_client.get("/decisions")
     assert response.status_code == 500
     assert refusal(response.text) == "internal error (RuntimeError); see the lane's log"

@@ -27,7 +27,7 @@ def test_an_attendant_approves_and_the_gate_opens_with_the_charge_committed_in_t
     assert panel_rig.outbox_ids() == [] and panel_rig.relay_locked()
     page = panel_client.get("/attendant").text
     assert list_id.hex() in page and "attendant_item" in page and "36.28 EUR" in page
-    assert "An item needs a member of staff (age-restricted or security-tagged)." in page
+    assert "An item needs a check by staff (age-restricted or security-tagged)." in page
     assert 'name="attendant"' not in page  # the name is the account's, not typed
     response = panel_client.post(
         "/attendant/approve",

@@ -125,7 +125,7 @@ def test_the_last_tap_follows_an_attendants_approval_live(
         "Not charged, gate not opened: waiting for an attendant."
     )
     expect(panel_page.locator("#last-tap")).to_contain_text(
-        "An item needs a member of staff (age-restricted or security-tagged)."
+        "An item needs a check by staff (age-restricted or security-tagged)."
     )
     panel_rig.lane.approve(list_id, "ann")
     expect(panel_page.locator("#last-outcome")).to_contain_text("Approved by ann at ")
@@ -148,7 +148,7 @@ def test_decisions_filter_by_verdict_reason_and_list(
     page.select_option("select[name=reason]", "price_mismatch")
     page.get_by_role("button", name="Filter").click()
     expect(page.locator("#decisions li[data-code=price_mismatch]")).to_contain_text(
-        "A price on the list is not the store's price."
+        "A price has changed. Refresh the catalog, scan the item again and confirm."
     )
     page.goto(panel_url + "/decisions?list=" + passed._list.doc.list.hex()[:8])
     expect(page.locator("#decisions .verdict")).to_have_text("pass")

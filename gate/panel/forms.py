@@ -212,24 +212,6 @@ class Filter:
     def empty(self) -> bool:
         return not (self.verdict or self.reason or self.list_prefix or self.kind or self.since or self.until)
 
-    def _in_time(self, at: float) -> bool:
-        return (self.since_at is None or at >= self.since_at) and (
-            self.until_at is None or at < self.until_at
-        )
-
-    def matches(self, e: Any) -> bool:
-        if not self._in_time(e.at):
-            return False
-        if self.kind:
-            return bool(e.kind == self.kind)
-        if self.verdict and e.verdict != self.verdict:
-            return False
-        if self.reason and self.reason not in e.codes:
-            return False
-        return not self.list_prefix or (
-            e.list_id is not None and e.list_id.hex().startswith(self.list_prefix)
-        )
-
 
 def decision_filter(args: MultiDict[str, str], verdicts: Collection[str], codes: Collection[str]) -> Filter:
     """?verdict=&reason=&list=&since=&until= of the decisions page, each checked."""

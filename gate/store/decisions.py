@@ -146,9 +146,27 @@ class DecisionTables(StoreBase):
 
     def recent_lane_events(self, limit: int = 50) -> list[LaneEvent]:
         """The latest lane events, newest first."""
+        return self.find_lane_events(limit=limit)
+
+    def find_lane_events(
+        self,
+        *,
+        kind: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
+        limit: int = 50,
+    ) -> list[LaneEvent]:
+        """Lane events, newest first, narrowed by kind and time [since, until)."""
+        where, args = ["1"], []
+        for clause, value in (("kind = ?", kind), ("at >= ?", since), ("at < ?", until)):
+            if value is not None:
+                where.append(clause)
+                args.append(value)
         with self._read() as db:
             rows = db.execute(
-                "SELECT id, at, kind, detail, data FROM lane_events ORDER BY id DESC LIMIT ?", [limit]
+                f"SELECT id, at, kind, detail, data FROM lane_events WHERE {' AND '.join(where)}"
+                " ORDER BY id DESC LIMIT ?",
+                [*args, limit],
             ).fetchall()
         return [LaneEvent(r[0], r[1], r[2], r[3], json.loads(r[4])) for r in rows]
 
@@ -184,13 +202,39 @@ class DecisionTables(StoreBase):
 
     def recent_events(self, limit: int = 50) -> list[Event]:
         """The latest decisions, newest first."""
+        return self.find_events(limit=limit)
+
+    def find_events(
+        self,
+        *,
+        verdict: str | None = None,
+        reason: str | None = None,
+        list_prefix: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
+        limit: int = 50,
+        oldest_first: bool = False,
+    ) -> list[Event]:
+        """Decisions narrowed by verdict, reason code, list id prefix (hex) and time [since, until)."""
+        where, args = ["1"], []
+        for clause, value in (
+            ("verdict = ?", verdict),
+            ("at >= ?", since),
+            ("at < ?", until),
+            ("hex(list_id) LIKE ?", list_prefix.upper() + "%" if list_prefix else None),
+            ("reasons LIKE ?", f'%"{reason}"%' if reason else None),  # then checked exactly below
+        ):
+            if value is not None:
+                where.append(clause)
+                args.append(value)
+        order = "ASC" if oldest_first else "DESC"
         with self._read() as db:
             rows = db.execute(
                 "SELECT id, at, gate, verdict, reasons, timings, list_id, hold, shopper, total, currency,"
-                " attendant FROM events ORDER BY id DESC LIMIT ?",
-                [limit],
+                f" attendant FROM events WHERE {' AND '.join(where)} ORDER BY id {order} LIMIT ?",
+                [*args, limit],
             ).fetchall()
-        return [
+        events = [
             Event(
                 id=r[0],
                 at=r[1],
@@ -207,6 +251,7 @@ class DecisionTables(StoreBase):
             )
             for r in rows
         ]
+        return [e for e in events if reason is None or reason in e.codes]
 
     def event_presentation(self, event_id: int) -> bytes | None:
         """The presentation bytes a decision judged (for `gate check` on a recorded case)."""

@@ -143,6 +143,15 @@ class OutboxTable(StoreBase):
             ).fetchone()
         return Backlog(row[0], row[1], row[2])
 
+    def outbox_times(self, since: float) -> list[tuple[float, float | None]]:
+        """(created_at, settled_at) of each charge not settled before `since`: the backlog's history."""
+        with self._read() as db:
+            rows = db.execute(
+                "SELECT created_at, settled_at FROM outbox WHERE settled_at IS NULL OR settled_at >= ?",
+                [since],
+            ).fetchall()
+        return [(r[0], r[1]) for r in rows]
+
     def outbox_entries(self, state: str | None = None, limit: int = 100) -> list[OutboxEntry]:
         """Outbox entries, newest first, optionally of one state."""
         if state is not None and state not in OUTBOX_STATES:

@@ -15,18 +15,20 @@ from gate.panel.pages import service
 bp = Blueprint("records", __name__)
 NAV = [("Decisions", "records.decisions", ATTENDANT), ("Lane events", "records.lane_events", ATTENDANT)]
 VERDICTS = ("pass", "deny", "attendant")
-SCAN = 5000  # rows looked through for a filtered listing
 
 
 @bp.get("/decisions")
 def decisions() -> Any:
     f = forms.decision_filter(request.args, VERDICTS, {r.code for r in RULES})
     limit = forms.limit(request.args, 50)
-    store = service().store
-    if f.empty:
-        events = store.recent_events(limit)
-    else:
-        events = [e for e in store.recent_events(SCAN) if f.matches(e)][:limit]
+    events = service().store.find_events(
+        verdict=f.verdict or None,
+        reason=f.reason or None,
+        list_prefix=f.list_prefix or None,
+        since=f.since_at,
+        until=f.until_at,
+        limit=limit,
+    )
     return render_template("decisions.html", events=events, f=f, verdicts=VERDICTS, rules=RULES)
 
 
@@ -34,9 +36,7 @@ def decisions() -> Any:
 def lane_events() -> Any:
     f = forms.event_filter(request.args)
     limit = forms.limit(request.args, 100)
-    store = service().store
-    if f.empty:
-        events = store.recent_lane_events(limit)
-    else:
-        events = [e for e in store.recent_lane_events(SCAN) if f.matches(e)][:limit]
+    events = service().store.find_lane_events(
+        kind=f.kind or None, since=f.since_at, until=f.until_at, limit=limit
+    )
     return render_template("events.html", events=events, f=f)

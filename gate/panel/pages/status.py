@@ -8,7 +8,7 @@ from typing import Any
 
 from flask import Blueprint, render_template
 
-from gate.panel import view
+from gate.panel import charts, view
 from gate.panel.accounts import ATTENDANT
 from gate.panel.live import watch
 from gate.panel.pages import service
@@ -35,6 +35,7 @@ def status_context() -> dict[str, Any]:
         "flagged": len(svc.store.outbox_entries("flagged", 1000)),
         "catalog": svc.store.catalog_counts(),
         "currency": svc.config.lane.currency,
+        "charts": charts.last_hour(svc.store, time.time()),
         "now": time.time(),
     }
 
