@@ -102,8 +102,13 @@ def check_receipt(
     lst = signed_list.doc
     _expect(what, "store", r.store, challenge.store)
     _expect(what, "nonce", r.nonce, challenge.nonce)
-    if r.list == NO_LIST and r.verdict != "pass":
-        return signed  # the gate could not read our presentation; the nonce still binds it to this tap
+    if r.list == NO_LIST and r.verdict in ("deny", "emergency"):
+        # The gate could not read our presentation: the nonce still binds it to this tap, and its shape is
+        # fixed (docs/protocol.md, "Exit receipt"): reasons exactly malformed, total 0, the store's currency.
+        _expect(what, "reasons of an unreadable presentation", r.reasons, ("malformed",))
+        _expect(what, "total of an unreadable presentation", r.total, 0)
+        _expect(what, "currency", r.currency, lst.currency)
+        return signed
     _expect(what, "list", r.list, lst.list)
     _expect(what, "currency", r.currency, lst.currency)
     _expect(what, "total", r.total, lst.total)

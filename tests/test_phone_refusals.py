@@ -115,6 +115,15 @@ RECEIPT_FORGERIES: dict[str, tuple[Callable[[Signed[ExitReceipt], SigningKey], b
     "another store": (lambda r, g: resign(r, g, store="store-0002"), "store is store-0002"),
     "unknown field": (lambda r, g: resign(r, g, bonus=1), "unknown field 'bonus'"),
     "unknown verdict": (lambda r, g: resign(r, g, verdict="maybe"), "is not one of"),
+    # An "unreadable presentation" receipt has one shape: deny, exactly malformed, total 0, the currency.
+    "unreadable, with another reason": (
+        lambda r, g: resign(r, g, list=bytes(16), verdict="deny", reasons=["list_used"], total=0),
+        "reasons of an unreadable presentation is",
+    ),
+    "unreadable, with a total": (
+        lambda r, g: resign(r, g, list=bytes(16), verdict="deny", reasons=["malformed"]),
+        "total of an unreadable presentation is 248, expected 0",
+    ),
 }
 
 
