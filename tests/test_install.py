@@ -17,18 +17,25 @@ from __future__ import annotations
 
 import fcntl
 import grp
+import json
 import os
 import pwd
 import shutil
 import stat
 import subprocess
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+import requests
 
 from selfcheckout.install import layout
 from tests.fixtures import standin_unavailable
+from tests.fixtures.lane import NotifySocket, free_port
+from tests.fixtures.payments import wait_until
+from tests.fixtures.standins import Pcscd, PtyPair
 
 ROOT = Path(__file__).resolve().parents[1]
 INSTALL = ROOT / "scripts" / "install"
@@ -62,6 +69,14 @@ def installed() -> Iterator[str]:
         finally:
             install("--uninstall", "--purge", check=False)
             MARKER.unlink(missing_ok=True)
+
+
+@pytest.fixture
+def notify_socket_abstract() -> Iterator[NotifySocket]:
+    """systemd's notify socket in the abstract namespace, which the service user can reach."""
+    listener = NotifySocket(abstract=True)
+    yield listener
+    listener.close()
 
 
 def owner(path: Path) -> tuple[str, str, int]:
@@ -164,6 +179,113 @@ def test_admin_commands_as_root_leave_files_the_service_can_write(installed: str
     finally:
         csv.unlink()
     assert owner(layout.STATE / "gate.db")[0] == "selfcheckout"  # not root: the lane can write it
+
+
+def as_service(*command: str | Path, **kwargs: Any) -> subprocess.Popen[bytes]:
+    """A command as systemd runs the units' ExecStart: as the service user, with its groups."""
+    setpriv = ["setpriv", "--reuid=selfcheckout", "--regid=selfcheckout", "--init-groups", "--"]
+    return subprocess.Popen([*setpriv, *map(str, command)], cwd=layout.STATE, **kwargs)
+
+
+def edit(path: Path, *changes: tuple[str, str]) -> None:
+    text = path.read_text()
+    for old, new in changes:
+        assert text.count(old) == 1, old
+        text = text.replace(old, new)
+    path.write_text(text)
+
+
+def test_a_lab_from_the_installed_files_passes_the_doctor(
+    installed: str, pcsc: Pcscd, notify_socket_abstract: NotifySocket
+) -> None:
+    """The lab of docs/operations.md: bank and payment system from their unit command lines, the gate
+    enrolled, the lane run once from its own (gpiozero's MockFactory, no GPIO here) to take the feed,
+    then `sudo selfcheckout doctor`, as the service user, through pcscd and the scanner's serial port."""
+    bank_port, ps_port = free_port(), free_port()
+    edit(
+        layout.PAYMENTS_CONFIG,
+        ("port = 8600", f"port = {ps_port}"),
+        ('url = "http://127.0.0.1:8700"', f'url = "http://127.0.0.1:{bank_port}"'),
+    )
+    folder = Path(tempfile.mkdtemp(prefix="selfcheckout-install-test-", dir="/var/tmp"))
+    folder.chmod(0o755)  # the service user reaches the scanner's pty link in it
+    scanner = PtyPair(folder)
+    scanner.start()
+    device = scanner.device.resolve()
+    os.chown(device, 0, grp.getgrnam("dialout").gr_gid)  # what the udev rule does for a real scanner
+    device.chmod(0o660)
+    edit(
+        layout.LANE_CONFIG,
+        ('url = "http://127.0.0.1:8600"', f'url = "http://127.0.0.1:{ps_port}"'),
+        ('port_url = "/dev/selfcheckout-scanner"', f'port_url = "{scanner.device}"'),
+        ("port = 8080", f"port = {free_port()}"),
+    )
+    program = layout.VENV / "bin" / "selfcheckout"
+    log = (folder / "services.log").open("wb")
+    services = [
+        as_service(program, "payments", "bank", "--port", str(bank_port), stdout=log, stderr=log),
+        as_service(program, "payments", "run", "--config", layout.PAYMENTS_CONFIG, stdout=log, stderr=log),
+    ]
+    try:
+        admin = ["payments", "enrol-gate", "--db", layout.STATE / "payments.db", "--gate", "gate-01"]
+        init = (
+            [] if (layout.STATE / "gate.db").exists() else [["gate", "init", "--config", layout.LANE_CONFIG]]
+        )
+        for command in (*init, [*admin, "--public-key-file", layout.GATE_KEY.with_suffix(".key.pub")]):
+            done = subprocess.run([SELFCHECKOUT, *command], capture_output=True, text=True, timeout=60)
+            assert done.returncode == 0, done.stderr
+        wait_until(lambda: _answers(f"http://127.0.0.1:{ps_port}/v1/health"), 20, "the payment system")
+        env = {**os.environ, **notify_socket_abstract.env()}
+        lane = as_service(
+            program,
+            "gate",
+            "run",
+            "--config",
+            layout.LANE_CONFIG,
+            "--mock-gpio",
+            env=env,
+            stdout=log,
+            stderr=log,
+        )
+        try:
+            notify_socket_abstract.wait_for(lambda line: line == "READY=1", 30, "the lane's READY=1")
+            wait_until(lambda: "feed" not in doctor_problems(), 20, "the lane's first feed")
+        finally:
+            lane.terminate()
+            assert lane.wait(timeout=15) == 0
+        problems = doctor_problems()
+    finally:
+        for service in services:
+            service.terminate()
+            service.wait(timeout=15)
+        log.close()
+        log_text = (folder / "services.log").read_text(errors="replace")
+        scanner.kill()
+        shutil.rmtree(folder, ignore_errors=True)
+    # The clock is the machine's: unsynchronised in a container with no time service, whatever we install.
+    assert {name: why for name, why in problems.items() if name != "clock"} == {}, log_text
+
+
+def doctor_problems() -> dict[str, str]:
+    """`sudo selfcheckout doctor --json` (as the service user): each failing check's sentence by name."""
+    done = subprocess.run(
+        [SELFCHECKOUT, "doctor", "--config", layout.LANE_CONFIG, "--mock-gpio", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    checks = [json.loads(line) for line in done.stdout.splitlines()]
+    assert {"config", "keys", "reader", "scanner", "gpio", "database", "payments", "feed"} <= {
+        c["name"] for c in checks
+    }, done.stdout + done.stderr
+    return {c["name"]: c["sentence"] for c in checks if not c["ok"]}
+
+
+def _answers(url: str) -> bool:
+    try:
+        return requests.get(url, timeout=2).status_code == 200
+    except requests.RequestException:
+        return False
 
 
 def test_a_second_install_keeps_keys_configs_and_hands_back_root_files(installed: str) -> None:
