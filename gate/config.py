@@ -142,6 +142,7 @@ class PolicySection:
     clock_skew_s: int = _spec("seconds >= 0", check=_non_negative, default=120)
     audit_per_mille: int = _spec("an integer 0-1000", check=lambda v: 0 <= v <= 1000, default=0)
     audit_seed: int = _spec("an integer", default=0)
+    require_synced_clock: bool = _spec("true or false", default=False)
     attendant_categories: list[str] = _spec(
         "a list of catalog category names", default_factory=lambda: ["age-restricted", "security-tagged"]
     )

@@ -17,6 +17,7 @@ from typing import Any
 
 from drivers.gate_io import GateIO
 from drivers.scanner import BarcodeScanner
+from gate.clock import LaneClock
 from gate.config import LaneConfig
 from gate.errors import SetupError
 from gate.forwarder import Forwarder
@@ -133,6 +134,10 @@ def open_lane(
                 )
         notify = [n.notify for n in (forwarder, peers) if n is not None]
         lane_overrides.setdefault("storage", StorageWatch(config.lane.database))
+        if config.policy.require_synced_clock:
+            clock = LaneClock(config.lane.database.with_name(config.lane.database.name + ".clock"))
+            lane_overrides.setdefault("clock", clock.now)
+            lane_overrides.setdefault("clock_trusted", clock.trusted)
         lane = Lane(
             gate=GateIdentity.from_config(config),
             policy=Policy.from_config(config),

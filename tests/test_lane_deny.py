@@ -159,6 +159,8 @@ CASES: dict[str, Case] = {
     "hold_denied": Case(_on_deny_list("hold")),
     "shopper_denied": Case(_on_deny_list("shopper")),
     "offline_limit": Case(_over_the_offline_budget, config={"offline": {"max_count": 1}}),
+    # A Pi booted with no time service reachable: its lane clock vouches for no time (gate.clock.LaneClock).
+    "clock_unsynced": Case(_card(), config={"lane_overrides": {"clock_trusted": lambda: False}}),
 }
 
 

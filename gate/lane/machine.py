@@ -81,6 +81,7 @@ class Lane(LaneAudits):
         monotonic: Callable[[], float] = time.monotonic,
         nonce: Callable[[int], bytes] = os.urandom,
         storage: WatchLike | None = None,
+        clock_trusted: Callable[[], bool] = lambda: True,
     ) -> None:
         self.gate = gate
         self.policy = policy
@@ -93,6 +94,7 @@ class Lane(LaneAudits):
         self.notifier = notifier or Notifier({})
         self.on_commit = on_commit
         self.clock = clock
+        self.clock_trusted = clock_trusted  # False: no time to judge by (gate.clock.LaneClock)
         self.monotonic = monotonic
         self.nonce = nonce
         self._lock = threading.RLock()
@@ -466,6 +468,7 @@ class Lane(LaneAudits):
             policy=self.policy,
             trusted=self.trusted,
             gate=self.gate,
+            clock_unsynced=not self.clock_trusted(),
         )
         decision = self._apply_audit_request(decision, state_at_tap)
         t2 = time.perf_counter()

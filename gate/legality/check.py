@@ -215,8 +215,13 @@ def check(
     policy: Policy,
     trusted: TrustedKeys,
     gate: GateIdentity,
+    clock_unsynced: bool = False,
 ) -> Decision:
-    """Judge one exit presentation; see docs/protocol.md, "The legality check", for every rule."""
+    """Judge one exit presentation; see docs/protocol.md, "The legality check", for every rule.
+
+    `clock_unsynced`: the lane cannot vouch for `now` (gate.clock.LaneClock): every rule that reads the
+    time would be guessing, so the presentation is denied with `clock_unsynced` beside what else is found.
+    """
     clock = time.perf_counter
     timings: dict[str, float] = {}
     started = clock()
@@ -261,6 +266,8 @@ def check(
     t, timings["answer_signature"] = _lap(clock, t)
 
     # Fields of the voucher, the list and the answer.
+    if clock_unsynced:
+        found.add("clock_unsynced", "the gate's clock is not synchronised, and was not since the gate booted")
     skew = policy.clock_skew_s
     if now > voucher.expires:
         found.add("voucher_expired", f"hold voucher expired at {voucher.expires}, it is now {int(now)}")

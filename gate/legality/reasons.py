@@ -200,6 +200,14 @@ RULES: tuple[Rule, ...] = (
         text="The gate cannot reach the store's payment system for now. Please see staff.",
     ),
     Rule(
+        "clock_unsynced",
+        DENY,
+        "the gate knows the time: its clock is synchronised, or a synchronisation was seen since it booted "
+        "(then the time is that one plus the time elapsed since, on a clock that is never stepped); only "
+        "with policy.require_synced_clock",
+        text="The gate cannot tell the time for now. Please see staff.",
+    ),
+    Rule(
         "attendant_item",
         ATTENDANT,
         "no item's catalog category is in policy.attendant_categories",
