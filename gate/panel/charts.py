@@ -8,7 +8,6 @@ carries a caption in words with its numbers, for a reader who cannot see it and 
 
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,15 +36,9 @@ class Chart:
 def last_hour(store: Any, now: float) -> list[Chart]:
     """The four charts of the hour before `now`, from the decisions and the outbox as recorded."""
     start = now - HOUR_S
-    events = store.find_events(since=start, until=now, limit=100_000, oldest_first=True)
-    taps = [0] * MINUTES
+    per_minute, denials = store.decision_counts(start, now)
+    taps = [per_minute.get(m, 0) for m in range(MINUTES)]
     opens: list[list[float]] = [[] for _ in range(MINUTES // LATENCY_BUCKET_MIN)]
-    denials: Counter[str] = Counter()
-    for e in events:
-        minute = min(MINUTES - 1, int((e.at - start) // 60))
-        taps[minute] += 1
-        if e.verdict != "pass":
-            denials.update(e.codes)
     # The opening's own steps are in its transition (the decision is written before the gate moves).
     for t in store.find_lane_events(kind="transition", since=start, until=now, limit=100_000):
         steps = t.data.get("timings_ms") or {}

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections import Counter
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -213,7 +214,6 @@ class DecisionTables(StoreBase):
         since: float | None = None,
         until: float | None = None,
         limit: int = 50,
-        oldest_first: bool = False,
     ) -> list[Event]:
         """Decisions narrowed by verdict, reason code, list id prefix (hex) and time [since, until)."""
         where, args = ["1"], []
@@ -222,19 +222,18 @@ class DecisionTables(StoreBase):
             ("at >= ?", since),
             ("at < ?", until),
             ("hex(list_id) LIKE ?", list_prefix.upper() + "%" if list_prefix else None),
-            ("reasons LIKE ?", f'%"{reason}"%' if reason else None),  # then checked exactly below
+            ("' ' || codes || ' ' LIKE ?", f"% {reason} %" if reason else None),
         ):
             if value is not None:
                 where.append(clause)
                 args.append(value)
-        order = "ASC" if oldest_first else "DESC"
         with self._read() as db:
             rows = db.execute(
                 "SELECT id, at, gate, verdict, reasons, timings, list_id, hold, shopper, total, currency,"
-                f" attendant FROM events WHERE {' AND '.join(where)} ORDER BY id {order} LIMIT ?",
+                f" attendant FROM events WHERE {' AND '.join(where)} ORDER BY id DESC LIMIT ?",
                 [*args, limit],
             ).fetchall()
-        events = [
+        return [
             Event(
                 id=r[0],
                 at=r[1],
@@ -251,7 +250,26 @@ class DecisionTables(StoreBase):
             )
             for r in rows
         ]
-        return [e for e in events if reason is None or reason in e.codes]
+
+    def decision_counts(self, since: float, until: float) -> tuple[dict[int, int], Counter[str]]:
+        """Decisions in [since, until) counted by minute (0 = the first), and the reason codes of those not
+        passed: what the status page's charts draw, counted by SQLite rather than read row by row."""
+        with self._read() as db:
+            minutes = db.execute(
+                "SELECT CAST((at - ?) / 60 AS INTEGER) AS m, count(*) FROM events"
+                " WHERE at >= ? AND at < ? GROUP BY m",
+                [since, since, until],
+            ).fetchall()
+            codes = db.execute(
+                "SELECT codes, count(*) FROM events WHERE at >= ? AND at < ? AND verdict != 'pass'"
+                " GROUP BY codes",
+                [since, until],
+            ).fetchall()
+        counted: Counter[str] = Counter()
+        for joined, n in codes:
+            for code in joined.split():
+                counted[code] += n
+        return {m: n for m, n in minutes}, counted
 
     def event_presentation(self, event_id: int) -> bytes | None:
         """The presentation bytes a decision judged (for `gate check` on a recorded case)."""
