@@ -82,6 +82,7 @@ def run_checks(cfg: LaneConfig, probes: Probes | None = None) -> list[Check]:
         ("clock", lambda: check_clock(probes.clock_status)),
         ("payments", payments),
         ("feed", feed),
+        ("lane", lambda: check_running_lane(cfg)),
         ("peers", lambda: _check_peers(cfg)),
         *((getattr(extra, "__name__", "extra"), lambda extra=extra: extra(cfg)) for extra in probes.extra),
     ]
@@ -376,3 +377,25 @@ def _feed_age(cfg: LaneConfig, found: dict[str, Any]) -> Check:
             _age(cfg),
         )
     return Check("feed", True, f"The feed is up to date (version {local}, {_age(cfg)}).")
+
+
+def check_running_lane(cfg: LaneConfig) -> Check:
+    """How the lane running on this config is, by its panel's /api/health (no login: no shopper data)."""
+    import requests
+
+    host = cfg.panel.host if cfg.panel.host not in ("0.0.0.0", "::") else "127.0.0.1"
+    url = f"http://{host if ':' not in host else f'[{host}]'}:{cfg.panel.port}/api/health"
+    try:
+        with environment_session(url) as session:
+            health = session.get(url, timeout=2.0).json()
+    except (requests.RequestException, ValueError):
+        return Check("lane", True, f"No lane answers at {url} (not running, or without its panel).")
+    problems = health.get("problems") or []
+    if problems:
+        return Check(
+            "lane",
+            False,
+            f"The running lane is {health.get('lane_state')}: {problems[0]}",
+            "\n".join(problems[1:]),
+        )
+    return Check("lane", True, f"The running lane is {health.get('lane_state')}, with no problem.")

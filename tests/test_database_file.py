@@ -13,6 +13,7 @@ import pytest
 from sqlite_utils import Database
 
 from gate import config as lane_config
+from gate.doctor import check_running_lane
 from gate.store import GateStore
 from gate.store import migrations as store_migrations
 from tests.fixtures.lane import LaneProcess, NotifySocket, free_port, write_lane_files
@@ -98,6 +99,8 @@ def test_backup_while_the_lane_runs_and_restore_once_it_stopped(lane_files: Path
 
     try:
         lane.start()
+        running = check_running_lane(lane.config)
+        assert running.ok and running.sentence == "The running lane is idle, with no problem."
         writer = threading.Thread(target=keep_writing)
         writer.start()
         try:
@@ -121,6 +124,7 @@ def test_backup_while_the_lane_runs_and_restore_once_it_stopped(lane_files: Path
             " (systemctl stop selfcheckout-lane)"
         )
         assert lane.terminate() == 0
+        assert check_running_lane(lane.config).sentence.startswith("No lane answers at http://127.0.0.1:")
     finally:
         lane.close()
         notify.close()

@@ -17,6 +17,7 @@ from gate.protocol.keys import SigningKey, TrustedKeys, write_public_key, write_
 from gate.store import GateStore
 from gate.sync import sync_feed
 from payments.local import LocalStack
+from tests.fixtures.lane import free_port
 from tests.fixtures.standins import Pcscd
 
 SYNCED = ClockStatus(True, 0.004, "synchronised (kernel maximum error 4 ms)")
@@ -33,6 +34,7 @@ def _lane(folder: Path, stack: LocalStack, **sections: dict[str, object]) -> Pat
         "lane": {"database": "gate.db"},
         "payments": {"url": stack.url, "timeout_s": 5.0},
         "scanner": {"port_url": "loop://"},
+        "panel": {"port": free_port()},  # no lane runs there: the doctor finds none
     }
     for name, values in sections.items():
         base.setdefault(name, {}).update(values)
@@ -59,7 +61,7 @@ def test_a_lane_ready_to_run_passes_every_check(
     checks = doctor(_lane(tmp_path, payments_stack), probes)
     assert [c.name for c in checks] == [
         "config", "keys", "reader", "scanner", "gpio", "database", "disk", "clock", "payments", "feed",
-        "peers",
+        "lane", "peers",
     ]  # fmt: skip
     assert [c for c in checks if not c.ok] == []
     found = _by_name(checks)
