@@ -79,7 +79,11 @@ class TapLoop:
                 continue
             self.taps += 1
             with session:
-                self.serve(session)
+                try:
+                    self.serve(session)
+                except Exception:  # one tap's surprise must not end the loop; logged with its traceback
+                    log.exception("tap")
+                    self._kiosk.problem("bad_reply", "error")
 
     def serve(self, session: PhoneSession) -> None:
         """One tap, whatever the phone does; every outcome is a screen."""

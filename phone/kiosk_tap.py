@@ -8,6 +8,7 @@ waits `propose_grace_s` for a proposal before it is lifted.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -19,6 +20,9 @@ from phone.errors import StateError
 from phone.kiosk_card import KioskCard
 
 PROPOSE_GRACE_S = 1.5
+# The answer is handed to the NFC stack before it is on the air: a phone lifted that very instant would
+# cut it off (the kiosk then asks for another tap), so it stays this long after answering.
+ANSWER_GRACE_S = 0.5
 
 
 @dataclass(frozen=True)
@@ -60,4 +64,5 @@ def tap_kiosk(
             signed, outcome = None, "declined"
         if not card.delivered.wait(timeout_s):
             raise StateError(f"the kiosk did not take the answer within {timeout_s:g} s: tap it again")
+        time.sleep(ANSWER_GRACE_S)
         return KioskTap(outcome, proposal, signed)

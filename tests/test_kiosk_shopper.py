@@ -8,7 +8,9 @@ gate's legality check.
 from __future__ import annotations
 
 import pytest
+from click.testing import CliRunner
 
+from selfcheckout.cli import main
 from tests.fixtures.kiosk import BLOCKED, CAKE_450, GOUDA_412G, UNKNOWN, WINE, KioskRig, wait_for
 from tests.fixtures.payments import GUM, MILK, PEN
 
@@ -109,3 +111,25 @@ def test_the_list_signed_at_the_kiosk_passes_the_gate(kiosk_rig: KioskRig) -> No
     tapped = rig.shop.tap()
     assert tapped.verdict == "pass", tapped.decision.to_json()
     assert tapped.receipt.doc.total == 218
+
+
+def test_the_reference_phone_on_the_command_line_taps_the_kiosk_twice(kiosk_rig: KioskRig) -> None:
+    rig = kiosk_rig
+    phone = rig.phone(hold=1000)
+    runner = CliRunner()
+    state = ["phone", "--state", str(phone.state.path)]
+    first = runner.invoke(main, [*state, "kiosk", "--timeout", "10"])
+    assert first.exit_code == 0, first.output
+    assert "the kiosk read your hold: scan your goods there, then tap again to finish" in first.output
+    rig.expect_state("shopping")
+    rig.scan_shown(PEN, 1)
+    rig.scan_shown(GOUDA_412G, 2)
+    second = runner.invoke(main, [*state, "kiosk", "--timeout", "10"], input="y\n")
+    assert second.exit_code == 0, second.output
+    assert "the kiosk kiosk-01 proposes this list:" in second.output
+    assert "1 x Stabilo pen at 1.29 EUR: 1.29 EUR" in second.output
+    assert "Gouda, 412 g at 15.90 EUR/kg: 6.55 EUR" in second.output
+    assert "Sign this list with your key? [y/N]: y" in second.output
+    assert "signed with key" in second.output and "tap the phone at the exit gate" in second.output
+    rig.expect_state("done")
+    assert phone.visit().signed_list.doc.total == 784  # type: ignore[union-attr]
