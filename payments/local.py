@@ -153,10 +153,16 @@ class LocalBank:
     """The simulated bank served on a real port."""
 
     def __init__(
-        self, *, latency_ms: int = 0, decline_rate: float = 0.0, seed: int = 0, port: int = 0
+        self,
+        *,
+        latency_ms: int = 0,
+        decline_rate: float = 0.0,
+        seed: int = 0,
+        port: int = 0,
+        threads: int = 8,
     ) -> None:
         self.sim = BankSimulator(latency_ms=latency_ms, decline_rate=decline_rate, rng=random.Random(seed))
-        self.server = ServerThread(create_bank_app(self.sim), port=port)
+        self.server = ServerThread(create_bank_app(self.sim), port=port, threads=threads)
         self.url = self.server.url
 
     def faults(self, **settings: Any) -> dict[str, Any]:
