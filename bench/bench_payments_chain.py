@@ -2,9 +2,9 @@
 all on one server (fsync on), placing holds at once.
 
 Each store's payment system runs in this process (a pool of 2 connections each, 200 in all) against one
-simulated bank (one connection pool to it for the chain); 16 threads play the phones, each picking a store and a shopper at random and placing a
-hold (signature check, stored-value reservation, the bank's hold, the voucher signed: two transactions)
-for 10 seconds.
+simulated bank (one connection pool to it for the chain); 16 threads play the phones, each picking a store
+and a shopper at random and placing a hold (signature check, stored-value reservation, the bank's hold, the
+voucher signed: two transactions) for 10 seconds.
 
 - `payments.chain.holds_per_s`: holds placed per second across the chain.
 - `payments.chain.hold.p99`: the latency of one hold under that load.
