@@ -113,6 +113,10 @@ def _frame(top: float, inner: str, title: str) -> Markup:
     )
 
 
+def _cut(text: str, n: int) -> str:
+    return text if len(text) <= n else text[: n - 1] + "…"
+
+
 def _num(v: float) -> str:
     return f"{v:.0f}" if v >= 10 or v == int(v) else f"{v:.1f}"
 
@@ -139,23 +143,26 @@ def _bars(values: list[int], *, step: bool = False) -> Markup:
 
 
 def _lines(series: list[tuple[str, list[float | None]]]) -> Markup:
+    """A line and its points per series (a lone point still shows), and a legend at the top left."""
     top = _scale([v for _, values in series for v in values if v is not None])
     plot_h = H - PAD_B - PAD_T
     parts = []
-    for name, values in series:
+    for n, (name, values) in enumerate(series):
         slot = (W - PAD_L) / len(values)
         points = [
-            f"{PAD_L + (i + 0.5) * slot:.1f},{H - PAD_B - v / top * plot_h:.1f}"
+            (PAD_L + (i + 0.5) * slot, H - PAD_B - v / top * plot_h)
             for i, v in enumerate(values)
             if v is not None
         ]
-        if points:
-            parts.append(f'<polyline class="line line-{name}" points="{" ".join(points)}"/>')
-            x, y = points[-1].split(",")
-            parts.append(
-                f'<text class="tick label-{name}" x="{float(x) - 4:.1f}" y="{float(y) - 4:.1f}" '
-                f'text-anchor="end">{name}</text>'
-            )
+        if len(points) > 1:
+            joined = " ".join(f"{x:.1f},{y:.1f}" for x, y in points)
+            parts.append(f'<polyline class="line line-{name}" points="{joined}"/>')
+        parts.extend(
+            f'<circle class="dot line-{name}" cx="{x:.1f}" cy="{y:.1f}" r="2.5"/>' for x, y in points
+        )
+        lx = PAD_L + 8 + n * 48
+        parts.append(f'<rect class="key line-{name}" x="{lx}" y="{PAD_T}" width="10" height="3"/>')
+        parts.append(f'<text class="tick" x="{lx + 13}" y="{PAD_T + 5}">{name}</text>')
     return _frame(top, "".join(parts), "lines")
 
 
@@ -172,7 +179,8 @@ def _hbars(items: list[tuple[str, int]]) -> Markup:
         y = i * row
         w = n / top * (W - 40)
         parts.append(
-            f'<text class="tick" x="0" y="{y + 11}">{escape(label[:70])}</text>'
+            f'<text class="tick" x="0" y="{y + 11}">{escape(_cut(label, 62))}'
+            f"<title>{escape(label)}</title></text>"
             f'<rect class="bar deny" x="0" y="{y + 15}" width="{w:.1f}" height="12"/>'
             f'<text class="tick" x="{w + 4:.1f}" y="{y + 25}">{n}</text>'
         )
