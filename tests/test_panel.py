@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from gpiozero.pins.mock import MockFactory
 from markupsafe import escape
 
 from gate.forwarder import Forwarder
@@ -24,7 +25,7 @@ from gate.lane import LaneState
 from gate.legality.reasons import text_of
 from gate.panel import CSP, Accounts, PanelError, PanelServer, create_app, secret_key_for, serve
 from gate.protocol.parties import item
-from tests.fixtures.lane import LaneRig
+from tests.fixtures.lane import LaneRig, running_lane
 from tests.fixtures.panel import TECH, csrf_token, login, refusal
 from tests.fixtures.store import PEN
 
@@ -558,4 +559,20 @@ def test_the_forwarder_outage_is_one_sentence_with_the_raw_error_folded_and_clea
             assert escape(unreachable.last_error) in outbox
         finally:
             unreachable.close()
+        app.extensions["selfcheckout.watch"].close()
+
+
+def test_an_unsynchronised_clock_is_a_fault_in_one_sentence_at_the_top(
+    tmp_path: Path, mock_factory: MockFactory, panel_accounts: Accounts
+) -> None:
+    with running_lane(tmp_path, mock_factory, lane_overrides={"clock_trusted": lambda: False}) as rig:
+        app = create_app(rig.service, secret_key=os.urandom(32), accounts=panel_accounts)
+        client = app.test_client()
+        login(client, TECH[0], TECH[2])
+        page = client.get("/").text
+        assert 'id="lane-state">fault<' in page
+        top = page[page.index('id="problems"') : page.index('id="forwarder"')]
+        assert "The clock has not been synchronised since the lane started: every tap is denied" in top
+        health = client.get("/api/health").get_json()
+        assert health["state"] == "fault" and health["lane_state"] == "idle"
         app.extensions["selfcheckout.watch"].close()

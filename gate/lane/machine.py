@@ -170,6 +170,7 @@ class Lane(LaneAudits):
                 "maintenance": self._maintenance,
                 "fault": self._storage_fault or self._fault,
                 "storage_fault": self._storage_fault,
+                "clock_trusted": self.clock_trusted(),
                 "open_for": self._opening.list_id.hex() if self._opening and self._opening.list_id else None,
                 "audit": self._audit.health() if self._audit else None,
                 "last_turn_age_s": round(self.monotonic() - self.last_turn, 3),

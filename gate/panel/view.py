@@ -25,6 +25,11 @@ def problems(health: dict[str, Any]) -> list[str]:
     lane = health["lane"]
     if lane.get("fault"):
         found.append(_sentence(f"Lane fault: {lane['fault']}"))
+    if lane.get("clock_trusted") is False:
+        found.append(
+            "The clock has not been synchronised since the lane started: every tap is denied until it is "
+            "(check the network and the time service)."
+        )
     reader = health.get("reader")
     if reader is not None and not reader.get("connected", True):
         why = reader.get("last_error")
@@ -36,9 +41,9 @@ def problems(health: dict[str, Any]) -> list[str]:
         found.append("The gate's inputs and outputs are closed: the lane cannot open or lock the gate.")
     for fault in io.get("faults") or ():
         found.append(_sentence(f"Gate I/O fault: {str(fault).replace('_', ' ')}"))
-    for check in health.get("checks") or ():
-        if not check.get("ok", True):
-            found.append(_sentence(str(check.get("message") or check.get("name"))))
+    scanner = health.get("scanner")
+    if scanner is not None and not scanner.get("connected", True):
+        found.append("The barcode scanner is not connected: an attendant's audit cannot count scans.")
     if lane.get("last_turn_age_s", 0) > 5:
         found.append(f"The lane loop last turned {lane['last_turn_age_s']:.0f} s ago: it is not taking taps.")
     return found
