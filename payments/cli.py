@@ -179,11 +179,12 @@ def _echo(value: Any) -> None:
 @_DB
 @click.option("--gate", required=True, help="The gate id from its lane config.")
 @click.option("--public-key-file", required=True, type=click.Path(path_type=Path))
-def enrol_gate(database: Path, gate: str, public_key_file: Path) -> None:
+@click.option("--instance", help="The gate database's instance id, as `selfcheckout gate init` printed it.")
+def enrol_gate(database: Path, gate: str, public_key_file: Path, instance: str | None) -> None:
     """Enrol a gate's public key, so the payment system accepts its charges."""
     system = _offline(database)
     try:
-        _echo(system.enrol_gate(gate, read_public_key(public_key_file))[1])
+        _echo(system.enrol_gate(gate, read_public_key(public_key_file), instance)[1])
     finally:
         system.close()
 

@@ -133,6 +133,7 @@ def test_backup_while_the_lane_runs_and_restore_once_it_stopped(lane_files: Path
     assert done.returncode == 0, done.stderr
     kept = Path(done.stdout.strip().split("the replaced one is ")[1])
     with GateStore(database, create=False) as store:
+        assert store.needs_recovery()  # what passed after the backup comes back from the payment system
         assert len(store.recent_lane_events(100_000)) >= copied
         assert sum(e.kind == "test" for e in store.recent_lane_events(100_000)) == copied
     with GateStore(kept, create=False) as before:

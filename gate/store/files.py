@@ -110,6 +110,10 @@ def restore(backup_file: Path, database: Path) -> Path | None:
         staged = database.with_name(database.name + ".restoring")
         with contextlib.closing(sqlite3.connect(f"file:{backup_file}?mode=ro", uri=True)) as source:
             copy_database(source, staged)
+        # Passes given after the backup are missing from it: the lane takes back what it had reported to
+        # the payment system at its next start, as after `gate init`.
+        with contextlib.closing(sqlite3.connect(staged, isolation_level=None)) as restored:
+            restored.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('recovered_at', 0)")
         kept = None
         if database.exists() and database.stat().st_size > 0:
             kept = database.with_name(f"{database.name}.replaced-{time.strftime('%Y%m%d-%H%M%S')}")

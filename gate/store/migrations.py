@@ -275,7 +275,8 @@ def m008_outbox_conflict(db: Database) -> None:
 def m009_recovery(db: Database) -> None:
     """Whether this database still has to take back from the payment system the passes this gate reported
     (`gate init` sets 0, a database made before this release, or by tests and tools, needs nothing: 1)."""
-    db.execute("INSERT INTO meta (key, value) VALUES ('recovered_at', 1)")
+    # OR IGNORE: a restored backup of an older release carries 0 already (gate/store/files.py restore).
+    db.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('recovered_at', 1)")
 
 
 MIGRATIONS: tuple[Callable[[Database], None], ...] = (
