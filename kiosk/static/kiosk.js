@@ -22,6 +22,8 @@
     const state = screen.firstElementChild;
     if (state) { document.documentElement.lang = state.dataset.lang; }
     offline.hidden = true;
+    const last = screen.querySelector("tr.last");
+    if (last) { last.scrollIntoView({ block: "nearest" }); }
     startCountdown();
   });
   source.addEventListener("error", function () { offline.hidden = false; });
