@@ -51,6 +51,7 @@ class AuditLine:
     listed: int
     scanned: int
     unit_price: int | None  # per unit: the list's, else the catalog's; None when the catalog has none
+    implausible: bool = False  # a weight or price label outside its product's bounds: look at the item
 
     @property
     def difference(self) -> int | None:
@@ -70,6 +71,7 @@ class AuditLine:
             "scanned": self.scanned,
             "unit_price": self.unit_price,
             "difference": self.difference,
+            "implausible": self.implausible,
         }
 
 
@@ -176,7 +178,10 @@ class Audit:
                 price: int | None = listed[key][1]
             else:
                 price = _catalog_price(product, resolved[key])
-            lines.append(AuditLine(code, name, listed.get(key, [0])[0], scanned.get(key, 0), price))
+            implausible = _implausible(product, resolved[key])
+            lines.append(
+                AuditLine(code, name, listed.get(key, [0])[0], scanned.get(key, 0), price, implausible)
+            )
         return Comparison(tuple(lines), slist.total, slist.currency)
 
 
@@ -196,6 +201,13 @@ def _resolve(code: str, policy: Policy) -> tuple[str, str | None, int] | None:
     if r.measure is None:
         return r.key, None, 0
     return r.key, r.measure.kind, r.measure.value
+
+
+def _implausible(product: Any, resolved: tuple[str, str | None, int] | None) -> bool:
+    if product is None or resolved is None or resolved[1] is None:
+        return False
+    _, kind, value = resolved
+    return product.bounds.grams_outside(value) if kind == "weight" else product.bounds.price_outside(value)
 
 
 def _catalog_price(product: Any, resolved: tuple[str, str | None, int] | None) -> int | None:

@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable, Collection
 from typing import Any
 
-from flask import Flask, Response, jsonify, render_template, request
+from flask import Flask, Response, g, jsonify, render_template, request
 from flask_wtf.csrf import CSRFError, CSRFProtect
 from werkzeug.exceptions import HTTPException
 
@@ -97,6 +97,9 @@ def create_app(
         forms.check_host(request.host, allowed_hosts)
         if request.method == "POST":
             forms.check_origin(request.headers.get("Origin"), request.host_url)
+        # What the lane looked like as this page's data is read: its stream starts from here, so a change
+        # between the render and the stream's start is still sent.
+        g.live_version = app.extensions["selfcheckout.watch"].version
 
     auth.init_app(app, accounts)  # the login guard runs after the host and origin checks
     CSRFProtect(app)
@@ -151,6 +154,7 @@ def create_app(
             "store_id": service.config.lane.store_id,
             "csrf_field": forms.CSRF_FIELD,
             "account": account,
+            "live_since": g.get("live_version", 0),
             "nav": [(label, endpoint) for label, endpoint, role in nav if account and account.may(role)],
         }
 

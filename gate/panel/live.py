@@ -24,7 +24,7 @@ from collections.abc import Iterator
 from functools import partial
 from typing import Any
 
-from flask import Blueprint, Response, current_app, stream_with_context
+from flask import Blueprint, Response, current_app, request, stream_with_context
 
 from gate.panel import view
 from gate.panel.accounts import ATTENDANT
@@ -109,18 +109,19 @@ class LaneWatch:
     def _moved(self, seen: int) -> bool:
         return self.version != seen or self._stop.is_set()
 
-    def stream(self) -> Iterator[str] | None:
-        """The events of one page, or None when MAX_STREAMS pages listen already."""
+    def stream(self, since: int | None = None) -> Iterator[str] | None:
+        """The events of one page rendered at version `since` (a change after it is sent at once), or None
+        when MAX_STREAMS pages listen already."""
         with self._cond:
             if self._streams >= MAX_STREAMS:
                 return None
             self._streams += 1
-        return self._events()
+        return self._events(since)
 
-    def _events(self) -> Iterator[str]:
+    def _events(self, since: int | None) -> Iterator[str]:
         try:
             yield "retry: 1000\n: open\n\n"
-            seen = self.version
+            seen = self.version if since is None else since
             while not self._stop.is_set():
                 with self._cond:
                     self._cond.wait_for(partial(self._moved, seen), KEEPALIVE_S)
@@ -145,7 +146,7 @@ def watch() -> LaneWatch:
 @bp.get("/live")
 @require(ATTENDANT)
 def live() -> Any:
-    events = watch().stream()
+    events = watch().stream(request.args.get("since", type=int))
     if events is None:
         return Response(status=204)
     return Response(

@@ -19,7 +19,9 @@
     if (busy) { again = true; return; }
     busy = true;
     try {
-      const answer = await fetch(location.href, { credentials: "same-origin", cache: "no-store" });
+      const answer = await fetch(location.href, {
+        credentials: "same-origin", cache: "no-store", headers: { "X-Panel-Live": "1" },
+      });
       if (answer.redirected || !answer.ok) { return; }  // logged out, or the page went away
       const fresh = new DOMParser().parseFromString(await answer.text(), "text/html");
       document.querySelectorAll("[data-live][id]").forEach((old) => {
