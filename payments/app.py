@@ -4,8 +4,9 @@ A thin shell: every route parses JSON, calls PaymentSystem, and answers JSON. Ev
 `{"error": code, "message": sentence}` with the status of its PaymentsError class.
 
 Who may call what:
-- phones: POST /v1/holds (signed by the shopper's key), GET /v1/holds/<id>, GET /v1/notices/<charge id>
-  (the random ids are the capabilities);
+- phones: POST /v1/holds (signed by the shopper's key), GET /v1/holds/<id> (the random id is the
+  capability), GET /v1/notices/<charge id> (a request signed by the charge's shopper, or the admin token:
+  payments/notice_access.py);
 - gates: POST /v1/charges (signed by an enrolled gate key), GET /v1/feed (the answer is signed);
 - the store's back office: everything under admin, with `Authorization: Bearer <admin token>`.
 """
@@ -121,7 +122,10 @@ def create_app(config: PaymentsConfig, *, system: PaymentSystem | None = None) -
 
     @app.get("/v1/notices/<charge_id>")
     def get_notice(charge_id: str):
-        return jsonify(system.notice(charge_id))
+        given = request.headers.get("Authorization", "")
+        token = config.admin_token
+        is_admin = bool(token) and hmac.compare_digest(given.encode(), f"Bearer {token}".encode())
+        return jsonify(system.notice(charge_id, authorization=given, admin=is_admin))
 
     # -- gates ----------------------------------------------------------------------------------------
 

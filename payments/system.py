@@ -19,6 +19,7 @@ from payments.feed import Feed
 from payments.holds import Holds
 from payments.intake import Intake, Received
 from payments.ledger import reconcile
+from payments.notice_access import NoticeAccess
 from payments.recovery import Recovery, check_instance
 from payments.settlement import Settlement
 
@@ -53,6 +54,7 @@ class PaymentSystem:
         self.settlement = Settlement(self.ctx)
         self.feeds = Feed(self.ctx)
         self.recovery = Recovery(self.ctx)
+        self.notice_access = NoticeAccess(self.ctx)
         if config.settle_workers:
             self.settlement.start(config.settle_workers)
 
@@ -149,7 +151,12 @@ class PaymentSystem:
     def charge(self, charge_hex: str) -> dict[str, Any]:
         return self.settlement.charge(charge_hex)
 
-    def notice(self, charge_hex: str) -> dict[str, Any]:
+    def notice(self, charge_hex: str, *, authorization: str, admin: bool = False) -> dict[str, Any]:
+        """The notice for the shopper who signed `authorization` (payments.notice_access), or for the back
+        office (`admin`: its token was checked by the caller)."""
+        if not admin:
+            shopper = self.notice_access.shopper_of_request(authorization, charge_hex)
+            self.notice_access.check_owner(charge_hex, shopper)
         return self.settlement.notice(charge_hex)
 
     def notices(self, charge_ids: list[str]) -> list[dict[str, Any]]:

@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import base64
 import binascii
+import time
 from typing import Any
 
 import requests
 
 from gate.http import environment_session
+from gate.protocol.keys import SigningKey
+from gate.protocol.notice_request import authorization
 from phone.errors import PaymentSystemError, Refused
 
 DEFAULT_TIMEOUT_S = 10.0
@@ -70,10 +73,14 @@ class PaymentSystemClient:
         answer = self._call("POST", "/v1/holds", json={"request": _b64(signed_request)})
         return _document(answer, "voucher")
 
-    def notice(self, charge: bytes) -> bytes | None:
-        """The signed DeductionNotice for a charge (its id is the list id), or None while not settled."""
+    def notice(self, charge: bytes, *, store: str, shopper: str, key: SigningKey) -> bytes | None:
+        """The signed DeductionNotice for a charge (its id is the list id), or None while not settled.
+
+        Asked with a request signed by the shopper's key (gate/protocol/notice_request.py): the payment
+        system shows a notice only to the shopper it belongs to."""
+        signed = authorization(store, shopper, charge.hex(), int(time.time()), key)
         try:
-            answer = self._call("GET", f"/v1/notices/{charge.hex()}")
+            answer = self._call("GET", f"/v1/notices/{charge.hex()}", authorization=signed)
         except PaymentSystemError as exc:
             if exc.status == 404:
                 return None
@@ -82,10 +89,20 @@ class PaymentSystemClient:
 
     # -- transport --------------------------------------------------------------------------------------
 
-    def _call(self, method: str, path: str, *, token: str | None = None, **kwargs: Any) -> dict[str, Any]:
+    def _call(
+        self,
+        method: str,
+        path: str,
+        *,
+        token: str | None = None,
+        authorization: str | None = None,
+        **kwargs: Any,
+    ) -> dict[str, Any]:
         headers = {"Accept": "application/json"}
         if token:
             headers["Authorization"] = f"Bearer {token}"
+        elif authorization:
+            headers["Authorization"] = authorization
         try:
             response = self._http.request(
                 method, self.url + path, headers=headers, timeout=self._timeout_s, **kwargs

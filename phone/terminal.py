@@ -652,7 +652,12 @@ class Phone:
         if visit.notice is not None:
             return visit.notice.doc
         with self._ps() as ps:
-            raw = ps.notice(visit.signed_list.doc.list)
+            raw = ps.notice(
+                visit.signed_list.doc.list,
+                store=self.profile.store,
+                shopper=self.profile.shopper,
+                key=self.key,
+            )
         if raw is None:
             return None
         notice = check_notice(raw, self.profile.trusted_ps(), visit.voucher.doc, visit.signed_list.doc)

@@ -10,12 +10,14 @@ import os
 import threading
 
 import pytest
+import requests
 
 from gate.barcodes import check_digit
 from gate.protocol import encoding
 from gate.protocol.documents import Charge, DeductionNotice, HoldRequest, HoldVoucher, open_signed, sign
 from gate.protocol.feed import MAX_GATES, GateFeed, GateKey
 from gate.protocol.keys import SigningKey, TrustedKeys
+from gate.protocol.notice_request import authorization
 from gate.sync import verify_feed
 from payments.local import LocalStack, SimGate, SimShopper, make_exit
 from tests.fixtures.payments import CheckedClient, assert_reconciled, basket, engine_fixture, get, start_stack
@@ -189,6 +191,14 @@ def test_hold_requests_that_are_not_the_shoppers(
     assert_reconciled(payments_stack)
 
 
+def ask_notice(
+    api: CheckedClient, stack: LocalStack, shopper: SimShopper, charge_hex: str, *, at: int | None = None
+) -> requests.Response:
+    """GET /v1/notices/{charge} as the shopper's phone asks it: signed with the shopper's key."""
+    signed = authorization(stack.store_id, shopper.name, charge_hex, at or stack.now(), shopper.key)
+    return api.get(f"/v1/notices/{charge_hex}", admin=False, headers={"Authorization": signed})
+
+
 def test_charge_takes_stored_value_first_then_the_bank(
     api: CheckedClient, payments_stack: LocalStack, alice, gate
 ) -> None:
@@ -211,8 +221,20 @@ def test_charge_takes_stored_value_first_then_the_bank(
         125,
     )
     assert notice.bank_ref == answer["bank_ref"] != ""
-    # the phone fetches the same notice with the charge id (= its list id)
-    assert api.get(f"/v1/notices/{signed.doc.charge.hex()}", admin=False).json() == answer
+    # the phone fetches the same notice with the charge id (= its list id), by a request its key signed
+    charge_hex = signed.doc.charge.hex()
+    assert ask_notice(api, payments_stack, alice, charge_hex).json() == answer
+    assert api.get(f"/v1/notices/{charge_hex}").json() == answer  # the back office, by its token
+    unsigned = api.get(f"/v1/notices/{charge_hex}", admin=False)
+    assert (unsigned.status_code, unsigned.json()["error"]) == (401, "unauthorized")
+    stranger = SimShopper("bob")
+    payments_stack.enrol_shopper(stranger, bank_account="DE-0002")
+    other = ask_notice(api, payments_stack, stranger, charge_hex)  # another shopper's signed request
+    assert (other.status_code, other.json()["error"]) == (404, "not_found")
+    forged = ask_notice(api, payments_stack, SimShopper("alice"), charge_hex)  # alice's name, another key
+    assert (forged.status_code, forged.json()["error"]) == (401, "bad_signature")
+    stale = ask_notice(api, payments_stack, alice, charge_hex, at=payments_stack.now() - 301)
+    assert (stale.status_code, stale.json()["error"]) == (401, "stale_request")
     bank = payments_stack.bank.summary()
     assert (bank["captured"], bank["released"], bank["open"]) == (125, 2375, 0)
     shopper = api.get("/v1/shoppers/alice").json()
@@ -386,7 +408,7 @@ def test_bank_outage_at_capture_answers_503_and_the_retry_settles_once(
     assert [p["state"] for p in report["charges"]["pending"]] == ["capture_pending"]
     assert report["holds"]["open_reasons"] == {"capture_pending": 1}
     assert (
-        api.get(f"/v1/notices/{open_signed(body, Charge).doc.charge.hex()}", admin=False).json()["error"]
+        ask_notice(api, payments_stack, alice, open_signed(body, Charge).doc.charge.hex()).json()["error"]
         == "pending"
     )
     payments_stack.bank.faults(outage="none")
@@ -450,7 +472,7 @@ def test_a_second_charge_on_a_consumed_hold_takes_free_stored_value_then_debt(
 
 
 def test_notices_are_found_by_charge_id_only(api: CheckedClient) -> None:
-    response = api.get(f"/v1/notices/{os.urandom(16).hex()}", admin=False)
+    response = api.get(f"/v1/notices/{os.urandom(16).hex()}")
     assert (response.status_code, response.json()["error"]) == (404, "not_found")
     assert api.get(f"/v1/holds/{os.urandom(16).hex()}", admin=False).status_code == 404
 

@@ -91,7 +91,8 @@ def test_a_walk_through_every_operation_matches_the_schemas(payments_stack: Loca
         )
         body64 = base64.b64encode(charge.encode()).decode()
         api.post("/v1/charges", json={"charge": body64}, admin=False)
-        api.get(f"/v1/notices/{charge.doc.charge.hex()}", admin=False)
+        api.get(f"/v1/notices/{charge.doc.charge.hex()}", admin=False)  # 401: not signed
+        api.get(f"/v1/notices/{charge.doc.charge.hex()}")  # the back office
         api.get(f"/v1/charges/{charge.doc.charge.hex()}")
         api.get("/v1/feed", params={"since": 0, "nonce": os.urandom(32).hex()}, admin=False)
         api.get("/v1/reconciliation")
@@ -102,7 +103,7 @@ def test_a_walk_through_every_operation_matches_the_schemas(payments_stack: Loca
         page = api.post("/v1/gates/gate-77/recovery", json=recovery, admin=False).json()
         assert page["charges"] == [body64] and page["next"] is None
         api.delete("/v1/gates/gate-77")
-        api.get(f"/v1/notices/{os.urandom(16).hex()}", admin=False)
+        api.get(f"/v1/notices/{os.urandom(16).hex()}")
         api.post("/v1/charges", json={"charges": [body64]}, admin=False)
         api.post("/v1/notices", json={"charges": [charge.doc.charge.hex()]}, admin=False)
         api.post("/v1/notices", json={"charges": []}, admin=False)
