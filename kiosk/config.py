@@ -25,7 +25,7 @@ from gate.config import (
     _non_negative,
     _positive,
     _spec,
-    _toml,
+    overlay,
 )
 from gate.errors import ConfigError
 
@@ -116,14 +116,4 @@ def from_dict(data: dict[str, Any], *, source: Path = Path("<memory>")) -> Kiosk
 def example_with(**sections: dict[str, Any]) -> str:
     """The documented example config with `sections` laid over its tables, as TOML text (demo, bench, tests);
     a misspelt override is still refused when the text is loaded."""
-    data = tomllib.loads(EXAMPLE.read_text())
-    for name, values in sections.items():
-        data.setdefault(name, {}).update(values)
-    lines: list[str] = []
-    for name, table in data.items():
-        arrays = {k: v for k, v in table.items() if isinstance(v, list) and v and isinstance(v[0], dict)}
-        lines += [f"[{name}]", *(f"{k} = {_toml(v)}" for k, v in table.items() if k not in arrays), ""]
-        for sub, entries in arrays.items():
-            for entry in entries:
-                lines += [f"[[{name}.{sub}]]", *(f"{k} = {_toml(v)}" for k, v in entry.items()), ""]
-    return "\n".join(lines)
+    return overlay(EXAMPLE, **sections)
