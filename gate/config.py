@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from gate.errors import ConfigError
+from gate.examples import example
 
 
 def _spec(expect: str = "", *, check: typing.Callable[[Any], bool] | None = None, **kw: Any) -> Any:
@@ -236,7 +237,7 @@ class LaneConfig:
     source: Path = field(default=Path("<memory>"), compare=False)
 
 
-EXAMPLE = Path(__file__).resolve().parent.parent / "config" / "lane.example.toml"
+EXAMPLE = example("lane.example.toml")
 
 
 def example_with(**sections: dict[str, Any] | None) -> str:

@@ -28,9 +28,10 @@ from gate.config import (
     overlay,
 )
 from gate.errors import ConfigError
+from gate.examples import example
 
 LANGUAGES = ("en", "de")  # the screen's translations (kiosk/translations)
-EXAMPLE = Path(__file__).resolve().parent.parent / "config" / "kiosk.example.toml"
+EXAMPLE = example("kiosk.example.toml")
 
 
 @dataclass(frozen=True, kw_only=True)

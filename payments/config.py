@@ -20,9 +20,10 @@ from typing import Any
 from gate import config as rules
 from gate.config import BarcodesSection
 from gate.errors import ConfigError
+from gate.examples import example
 from gate.protocol.keys import SigningKey, write_public_key, write_secret_key
 
-EXAMPLE = Path(__file__).resolve().parent.parent / "config" / "payments.example.toml"
+EXAMPLE = example("payments.example.toml")
 
 
 def _ident(v: str) -> bool:

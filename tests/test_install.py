@@ -135,6 +135,13 @@ def test_the_venv_has_the_runtime_and_hardware_backends_but_no_test_tools(
     env = {**os.environ, "LG_WD": str(tmp_path)}
     done = subprocess.run([python, "-c", probe], capture_output=True, text=True, cwd=tmp_path, env=env)
     assert done.stdout == "ok\n", done.stderr
+    # The example configs travel with the wheel, for the installed `selfcheckout demo`.
+    probe = "from gate.config import EXAMPLE; from payments.config import EXAMPLE as PS; print(EXAMPLE, PS)"
+    found = subprocess.run([python, "-c", probe], capture_output=True, text=True, cwd=tmp_path).stdout.split()
+    assert [Path(f).read_text() for f in found] == [
+        (ROOT / "config" / name).read_text() for name in ("lane.example.toml", "payments.example.toml")
+    ]
+    assert all(f.startswith(str(layout.VENV / "share" / "selfcheckout" / "config")) for f in found)
 
 
 def test_udev_polkit_and_modprobe_files_are_in_place(installed: str) -> None:

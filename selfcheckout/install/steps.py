@@ -176,8 +176,19 @@ def make_venv(
     say(f"{version} in {venv}")
 
 
-# The files the package is built from (pyproject.toml's packages, and the README its metadata names).
-_SHIPPED = ("pyproject.toml", "README.md", "gate", "kiosk", "drivers", "payments", "phone", "selfcheckout")
+# The files the package is built from: pyproject.toml's packages, the README its metadata names, and the
+# example configs it carries as data.
+_SHIPPED = (
+    "pyproject.toml",
+    "README.md",
+    "config",
+    "gate",
+    "kiosk",
+    "drivers",
+    "payments",
+    "phone",
+    "selfcheckout",
+)
 
 
 def _runs(python: Path) -> bool:
