@@ -10,8 +10,9 @@ from gate.lane import LaneState
 from gate.legality import GateIdentity, Policy, build_charge, check, new_challenge
 from gate.protocol.commands import INS_CHALLENGE
 from gate.protocol.keys import TrustedKeys
-from tests.fixtures.lane import LaneRig
-from tests.fixtures.store import CURRENCY, STORE_ID, keys
+from gate.protocol.parties import item
+from tests.fixtures.lane import LaneRig, shopping_list_of
+from tests.fixtures.store import CURRENCY, PEN, STORE_ID, WHISKY, keys
 
 LOCKED, OPEN = True, False  # the relay pin under the test config: fail-safe, active high
 INITIAL = False
@@ -125,3 +126,21 @@ def test_a_list_that_passed_at_another_gate_of_the_store_does_not_open_this_one(
     event = rig.wait_event("repeat_tap", reopened=False)
     assert "passed at gate gate-02, not here" in event.detail
     assert rig.states("relay") == [INITIAL, LOCKED]
+
+
+def test_a_list_an_attendant_let_out_reopens_on_a_repeat_tap_without_a_second_check(
+    lane_rig: Callable[..., LaneRig],
+) -> None:
+    """Its attendant codes are part of what was cleared: the repeat is the same pass, not a new check."""
+    rig = lane_rig(timings={"open_timeout_s": 0.2})
+    phone = rig.shop.exit_card(items=[item(PEN, 129), item(WHISKY, 3499)])
+    assert rig.tap(phone).doc.verdict == "attendant"
+    rig.lane.approve(shopping_list_of(phone).list, "Dana")
+    rig.wait_state(LaneState.OPEN)
+    rig.wait_state(LaneState.IDLE)  # the phone was lifted before the shopper went through
+    again = rig.tap(phone)
+    assert (again.doc.verdict, again.doc.reasons) == ("pass", ("list_used",))
+    event = rig.wait_event("repeat_tap", reopened=True)
+    assert "attendant_item" in event.data["codes"]
+    rig.wait_state(LaneState.OPEN)
+    assert rig.outbox_ids() == [again.doc.list]

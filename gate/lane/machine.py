@@ -27,6 +27,7 @@ from gate.lane.outcomes import LaneState, LaneTimings, Opening, TapOutcome
 from gate.lane.ports import GateIOLike, LaneStore, PhoneSessionLike, ReaderLike
 from gate.lane.storage import NoWatch, WatchLike
 from gate.legality import (
+    ATTENDANT_CODES,
     Decision,
     GateIdentity,
     Policy,
@@ -44,19 +45,18 @@ from gate.store.records import AuditRecord
 log = logging.getLogger(__name__)
 
 # What a second tap of a list that passed here may show besides list_used: state and time, which moved on
-# since the pass (its charge is committed already), never a signature or challenge code. Within the repeat
-# window the receipt says exactly [list_used] (docs/protocol.md, "Repeat taps"); the event keeps the rest.
-REPEAT_CODES = frozenset(
-    {
-        "list_used",
-        "hold_consumed",
-        "offline_limit",
-        "list_stale",
-        "voucher_expired",
-        "hold_denied",
-        "shopper_denied",
-    }
-)
+# since the pass (its charge is committed already), and the attendant codes an attendant cleared before the
+# pass; never a signature or challenge code. Within the repeat window the receipt says exactly [list_used]
+# (docs/protocol.md, "Repeat taps"); the event keeps the rest.
+REPEAT_CODES = ATTENDANT_CODES | {
+    "list_used",
+    "hold_consumed",
+    "offline_limit",
+    "list_stale",
+    "voucher_expired",
+    "hold_denied",
+    "shopper_denied",
+}
 ATTENDANT_WAIT_S = 600.0  # how long an attendant may take to approve a list the lane sent them
 MAX_AWAITING = 32
 
