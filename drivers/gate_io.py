@@ -252,6 +252,12 @@ class GateIO:
             self._check_open()
             self._buzzer.off()
 
+    @property
+    def pin_factory(self) -> Any:
+        """The gpiozero pin factory the gate's devices were made with (the doctor's GPIO check, in a
+        running lane, asks this one instead of loading a second backend on pins in use)."""
+        return self._relay.pin_factory
+
     def health(self) -> dict[str, Any]:
         return {
             "connected": not self._closed,

@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import socket
 import sqlite3
 import time
@@ -26,7 +27,7 @@ from gate.legality.reasons import text_of
 from gate.panel import CSP, Accounts, PanelError, PanelServer, create_app, secret_key_for, serve
 from gate.protocol.parties import item
 from tests.fixtures.lane import LaneRig, running_lane
-from tests.fixtures.panel import TECH, csrf_token, login, refusal
+from tests.fixtures.panel import ANN, TECH, csrf_token, login, refusal
 from tests.fixtures.store import PEN
 
 PAGES = ["/", "/decisions", "/events", "/outbox", "/peers", "/maintenance"]
@@ -576,3 +577,24 @@ def test_an_unsynchronised_clock_is_a_fault_in_one_sentence_at_the_top(
         health = client.get("/api/health").get_json()
         assert health["state"] == "fault" and health["lane_state"] == "idle"
         app.extensions["selfcheckout.watch"].close()
+
+
+def test_the_checks_page_runs_the_doctors_checks_on_the_running_lane(
+    panel_rig: LaneRig, panel_client: FlaskClient, panel_app: Flask
+) -> None:
+    page = panel_client.get("/checks").text
+    rows = dict(
+        re.findall(
+            r'<td data-label="Check" class="nowrap">(\w+)</td>\s*<td data-label="Result">'
+            r'<span class="(ok|bad)">',
+            page,
+        )
+    )
+    assert {"keys", "reader", "gpio", "database", "disk", "clock", "payments", "feed"} <= set(rows)
+    assert rows["keys"] == rows["gpio"] == rows["database"] == "ok"
+    assert rows["payments"] == "bad"  # no payment system runs in this test
+    assert "The GPIO backend MockFactory loads." in page  # the lane's own pins, not a second backend
+    assert re.search(r'id="checks-summary" class="bad">\d+ of \d+ checks found a problem\.', page)
+    attendant = panel_app.test_client()
+    login(attendant, ANN[0], ANN[2])
+    assert attendant.get("/checks").status_code == 403

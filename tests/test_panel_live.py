@@ -175,7 +175,9 @@ def test_every_page_fits_its_width_and_is_photographed(
     page.goto(panel_url + "/login")
     page.screenshot(path=str(SHOTS / f"login-{width}.png"), full_page=True)
     browser_login(page, panel_url, TECH[0], TECH[2])
-    for path in PAGES:
+    paths = [a.get_attribute("href") for a in page.locator("header nav a").all()]
+    assert set(PAGES) <= set(paths)  # every page a technician reaches from the menu, the others too
+    for path in paths:
         page.goto(panel_url + path)
         name = path.strip("/") or "status"
         page.screenshot(path=str(SHOTS / f"{name}-{width}.png"), full_page=True)

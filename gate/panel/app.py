@@ -30,7 +30,7 @@ from werkzeug.exceptions import HTTPException
 from gate.panel import auth, forms, live, view
 from gate.panel.accounts import Accounts
 from gate.panel.forms import FormError, PanelError
-from gate.panel.pages import api, attendant, audit, exit, maintenance, outbox, peers, records, status
+from gate.panel.pages import api, attendant, audit, checks, exit, maintenance, outbox, peers, records, status
 from gate.panel.sessions import ServerSessionInterface
 from gate.service import LaneService
 
@@ -40,7 +40,7 @@ MIN_KEY_BYTES = 16
 MAX_BODY_BYTES = 16 * 1024
 IDLE_S = 15 * 60.0
 CSP = "default-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
-PAGES = (status, records, attendant, audit, exit, outbox, peers, maintenance)
+PAGES = (status, records, attendant, audit, exit, outbox, peers, maintenance, checks)
 _CSRF_MESSAGES = {
     "The CSRF token is missing.": "missing CSRF token: reload the page and submit again",
     "The CSRF session token is missing.": (
