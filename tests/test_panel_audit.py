@@ -261,6 +261,9 @@ def test_scanner_unplugged_mid_audit_is_shown_the_scans_are_kept_and_counting_go
     assert any(d.startswith("port-lost:") for d in details) and any(
         d.startswith("reconnected:") for d in details
     )
+    page.get_by_role("link", name="Status").click()
+    expect(page.locator("#scanner-connected")).to_have_text("yes")
+    expect(page.locator("#scanner-audit")).to_have_text("in progress, 2 scanned")
 
 
 def test_an_implausible_label_sends_the_list_to_the_audit_with_its_reason(
