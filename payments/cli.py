@@ -101,10 +101,6 @@ def run(config_path: Path) -> None:
         system.close()
 
 
-# Settlement threads of a served payment system: each takes a batch, calls the bank for it concurrently.
-SETTLE_WORKERS = 4
-
-
 def _settings(cfg: Any, *, with_key: bool) -> PaymentsConfig:
     """What PaymentSystem needs, from the config file (the key and bank only for serving)."""
     from payments import config as ps_config
@@ -123,7 +119,10 @@ def _settings(cfg: Any, *, with_key: bool) -> PaymentsConfig:
         former_public_keys=tuple(read_public_key(p) for p in cfg.store.former_key_files),
         hold_ttl_s=cfg.timings.hold_ttl_s,
         charge_grace_s=cfg.timings.charge_grace_s,
-        settle_workers=SETTLE_WORKERS if with_key else 0,
+        settle_workers=cfg.settlement.workers if with_key else 0,
+        settle_batch=cfg.settlement.batch,
+        settle_lease_s=cfg.settlement.lease_s,
+        bank_concurrency=cfg.settlement.bank_concurrency,
         gs1=tuple(cfg.barcodes.gs1),
     )
 
