@@ -21,7 +21,11 @@ NAV = [("Attendant", "attendant.index", ATTENDANT)]
 @bp.get("/attendant")
 @require(ATTENDANT)
 def index() -> Any:
-    return render_template("attendant.html", waiting=service().lane.awaiting_attendant())
+    lane = service().lane
+    waiting = lane.awaiting_attendant()
+    # A list the check sent to an audit is let out from the audit page, after its basket is re-scanned.
+    audited = {d.list_id for d in waiting if d.list_id is not None and lane.audit_required(d.list_id, d)}
+    return render_template("attendant.html", waiting=waiting, audited=audited)
 
 
 @bp.post("/attendant/approve")
