@@ -293,7 +293,7 @@ def test_an_implausible_label_sends_the_list_to_the_audit_with_its_reason(
 
 
 def test_a_waiting_list_is_re_scanned_on_the_attendants_word_and_cannot_be_approved_meanwhile(
-    tmp_path: Path, mock_factory: MockFactory, pty_pair: PtyPair, anon_page: Any, console_errors: list[str]
+    tmp_path: Path, mock_factory: MockFactory, pty_pair: PtyPair, anon_page: Any
 ) -> None:
     with audit_desk(tmp_path, mock_factory, pty_pair, anon_page) as desk:
         rig, page = desk.rig, desk.page
