@@ -408,3 +408,26 @@ def test_from_config(lane_config_dir, payments_stack: LocalStack) -> None:
         assert (forwarder.backoff_base_s, forwarder.backoff_cap_s) == (0.5, 60.0)
         assert forwarder.trusted.ids() == [payments_stack.key.key_id]
         assert forwarder.sync_once().version >= 1
+
+
+def test_a_technician_requeues_every_flagged_charge_from_the_command_line(
+    payments_stack: LocalStack, gate_side: GateSide, tmp_path
+) -> None:
+    from click.testing import CliRunner
+
+    from gate.config import example_with
+    from selfcheckout.cli import main
+
+    shoppers_out(payments_stack, gate_side, 2)
+    payments_stack.admin("DELETE", f"/v1/gates/{gate_side.gate_id}")
+    with gate_side.forwarder() as forwarder:
+        assert [o.result for o in forwarder.drain_once()] == ["flagged", "flagged"]
+    config = tmp_path / "lane.toml"
+    config.write_text(example_with(lane={"database": str(gate_side.database)}))
+    runner = CliRunner()
+    neither = runner.invoke(main, ["gate", "requeue", "--config", str(config)])
+    assert neither.exit_code == 2 and "--all" in neither.output
+    done = runner.invoke(main, ["gate", "requeue", "--all", "--config", str(config)])
+    assert done.exit_code == 0, done.output
+    assert "2 flagged charge(s) queued to send again" in done.output
+    assert gate_side.outbox_states() == {"pending": 2}

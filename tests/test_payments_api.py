@@ -638,3 +638,47 @@ def test_the_bank_places_a_hold_and_its_answer_is_lost(
     shopper = api.get("/v1/shoppers/alice").json()
     assert (shopper["reserved"], shopper["available"]) == (0, 500)
     assert_reconciled(payments_stack)
+
+
+def test_a_charge_decided_after_its_voucher_expired_is_refused_with_a_signed_reason(
+    tmp_path, ps_database: str
+) -> None:
+    import hashlib
+    import time
+
+    from gate.protocol.documents import ChargeRefusal
+
+    now = [float(int(time.time()))]
+    with start_stack(tmp_path / "ps", database=ps_database, clock=lambda: now[0], hold_ttl_s=600) as stack:
+        shopper = SimShopper("olga")
+        stack.enrol_shopper(shopper)
+        gate = SimGate("gate-01", stack.store_id)
+        stack.enrol_gate(gate)
+        voucher = stack.place_hold(shopper, 3000)
+        now[0] += 600 + 400  # within the grace time for late charges, but decided after the expiry
+        late = make_exit(shopper, gate, voucher, basket(), now=int(now[0]) - 50).encode()
+        answer = stack.post_charge(late)
+        assert (answer.status_code, answer.json()["error"]) == (422, "voucher_expired")
+        refusal = open_signed(base64.b64decode(answer.json()["refusal"]), ChargeRefusal)
+        assert refusal.verify_with(stack.key.public_key).body_hash == hashlib.sha256(late).digest()
+        future = make_exit(shopper, gate, voucher, basket(), now=2**40 - 1).encode()
+        answer = stack.post_charge(future)
+        assert (answer.status_code, answer.json()["error"]) == (422, "decided_in_future")
+        assert stack.reconcile()["charges"]["count"] == 0
+
+
+def test_what_a_fuzzer_found_is_answered_in_one_clear_line(payments_stack: LocalStack) -> None:
+    url = payments_stack.url
+    with requests.Session() as http:
+        wrong_method = http.put(url + "/v1/charges", timeout=5)
+        assert wrong_method.status_code == 405 and wrong_method.headers["Allow"] == "OPTIONS, POST"
+        no_since = http.get(url + "/v1/feed", params={"nonce": os.urandom(32).hex()}, timeout=5)
+        assert no_since.status_code == 400 and "since" in no_since.json()["message"]
+        deep = "[" * 50_000 + "]" * 50_000
+        nested = http.post(
+            url + "/v1/holds", data=deep, headers={"Content-Type": "application/json"}, timeout=5
+        )
+        assert (nested.status_code, nested.json()["error"]) == (400, "bad_request")
+        big = http.post(url + "/v1/charges", data=b"x" * 300_000, timeout=5)
+        assert big.status_code == 413
+        assert http.get(url + "/v1/health", timeout=5).json()["status"] in ("ok", "degraded")
