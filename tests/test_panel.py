@@ -26,7 +26,7 @@ from gate.lane import LaneState
 from gate.legality.reasons import text_of
 from gate.panel import CSP, Accounts, PanelError, PanelServer, create_app, secret_key_for, serve
 from gate.protocol.parties import item
-from tests.fixtures.lane import LaneRig, running_lane
+from tests.fixtures.lane import LaneRig, running_lane, wait_until
 from tests.fixtures.panel import ANN, TECH, csrf_token, login, refusal
 from tests.fixtures.store import PEN
 
@@ -598,3 +598,28 @@ def test_the_checks_page_runs_the_doctors_checks_on_the_running_lane(
     attendant = panel_app.test_client()
     login(attendant, ANN[0], ANN[2])
     assert attendant.get("/checks").status_code == 403
+
+
+def test_the_outage_sentence_clears_once_the_payment_system_answers_again(
+    panel_rig: LaneRig, panel_accounts: Accounts, payments_stack: Any
+) -> None:
+    tap_pass(panel_rig)
+    payments_stack.down()
+    fast = {"url": payments_stack.url, "timeout_s": 1, "backoff_base_s": 0.05, "backoff_cap_s": 0.2}
+    with Forwarder.from_config(panel_rig.config, panel_rig.store, **fast) as forwarder:
+        app = create_app(
+            replace(panel_rig.service, forwarder=forwarder),
+            secret_key=os.urandom(32),
+            accounts=panel_accounts,
+        )
+        client = app.test_client()
+        login(client, TECH[0], TECH[2])
+        forwarder.start()
+        wait_until(lambda: "Payment system unreachable since" in client.get("/").text, 10, "the outage")
+        assert 'id="forwarder-error"' in client.get("/").text
+        payments_stack.up()  # it answers again (and refuses this lane's charge: its gate is not enrolled)
+        wait_until(lambda: "unreachable" not in client.get("/").text, 15, "the outage to clear")
+        page = client.get("/").text
+        assert "The payment system answers but has not taken the charges since " in page
+        assert "not a trusted key" in page and "no answer" not in page  # the error of now, not the outage
+        app.extensions["selfcheckout.watch"].close()

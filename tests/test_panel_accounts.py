@@ -57,7 +57,7 @@ def test_api_health_without_a_login_carries_no_shopper_list_or_basket(
 
 
 def test_logout_ends_the_session_on_the_server_so_a_copied_cookie_is_worth_nothing(
-    panel_app: Flask, panel_client: FlaskClient
+    panel_rig: LaneRig, panel_app: Flask, panel_client: FlaskClient
 ) -> None:
     cookie = panel_client.get_cookie("panel_session")
     assert cookie is not None
@@ -67,6 +67,11 @@ def test_logout_ends_the_session_on_the_server_so_a_copied_cookie_is_worth_nothi
 
     token = csrf_token(panel_client.get("/").text)
     assert panel_client.post("/logout", data={"csrf_token": token}).headers["Location"] == "/login"
+    came, went = [e.detail for e in panel_rig.lane_events("panel")]
+    assert (came, went) == (
+        "tess (technician) logged in from 127.0.0.1",
+        "tess (technician) logged out from 127.0.0.1",
+    )
     assert panel_client.get("/").status_code == 303
     assert thief.get("/").status_code == 303  # the row behind it is gone
 

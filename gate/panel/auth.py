@@ -117,7 +117,7 @@ def login() -> Any:
     session.rotate()  # a new id at login: an id planted before it is worth nothing
     session[ACCOUNT_KEY] = account.name
     g.pop("account", None)
-    log.info("panel: %s (%s) logged in from %s", account.name, account.role, request.remote_addr)
+    _record("logged in", account)
     return redirect(target, 303)
 
 
@@ -125,8 +125,20 @@ def login() -> Any:
 def logout() -> Any:
     forms.read_form(request, ())
     assert isinstance(session, ServerSession)
+    account = current_account()
+    if account is not None:
+        _record("logged out", account)
     session.end()
     return redirect(url_for("auth.login"), 303)
+
+
+def _record(what: str, account: Account) -> None:
+    """A `panel` lane event: who came or went, with which role, from where."""
+    detail = f"{account.name} ({account.role}) {what} from {request.remote_addr}"
+    log.info("panel: %s", detail)
+    current_app.extensions["selfcheckout.lane"].store.record_event(
+        "panel", detail, {"by": account.name, "role": account.role, "from": request.remote_addr}
+    )
 
 
 def init_app(app: Flask, store: Accounts) -> None:

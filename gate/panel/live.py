@@ -73,7 +73,7 @@ class LaneWatch:
         svc = self.service
         health = svc.health()
         fw = health["forwarder"]
-        if view.payment_outage(svc, fw):
+        if view.payment_trouble(svc, fw):
             if self.unreachable_since is None:
                 self.unreachable_since = time.time()
         else:

@@ -57,17 +57,23 @@ def shown_state(health: dict[str, Any]) -> str:
     return "fault" if problems(health) else state
 
 
-def payment_outage(service: LaneService, fw: dict[str, Any] | None) -> bool:
-    """Whether charges wait because the payment system did not take them: the forwarder's last round
-    failed, or a waiting charge was tried and must be tried again. Over once nothing waits that failed."""
+def payment_trouble(service: LaneService, fw: dict[str, Any] | None) -> str | None:
+    """The last error of charges that wait because the payment system did not take them, or None.
+
+    A charge waits for a reason only while one that was tried must be tried again (or the forwarder's
+    last round failed): once the payment system takes them, or nothing waits, there is no trouble, and the
+    error the forwarder last saw is history, not news."""
     if fw is None or not fw["backlog_count"]:
-        return False
-    if fw["unreachable_streak"]:
-        return True
-    return any(e.attempts and e.last_error for e in service.store.outbox_entries("pending", 50))
+        return None
+    for entry in service.store.outbox_entries("pending", 50):  # newest first
+        if entry.attempts and entry.last_error:
+            return entry.last_error
+    if fw["unreachable_streak"] and fw["last_error"]:
+        return str(fw["last_error"])
+    return None
 
 
-def forwarder_line(fw: dict[str, Any] | None, outage: bool, since: float | None) -> tuple[str, str]:
+def forwarder_line(fw: dict[str, Any] | None, trouble: str | None, since: float | None) -> tuple[str, str]:
     """(css class, sentence) for the forwarder: reachable or not, since when, how many charges wait."""
     if fw is None:
         return "muted", "The forwarder does not run in this process (gate run --no-forward)."
@@ -75,9 +81,11 @@ def forwarder_line(fw: dict[str, Any] | None, outage: bool, since: float | None)
     waiting = f"{count} charge{'' if count == 1 else 's'} waiting"
     if not fw["running"]:
         return "bad", f"The forwarder is stopped; {waiting}."
-    if outage:
-        when = time.strftime("%H:%M", time.localtime(since)) if since else "its last try"
+    when = time.strftime("%H:%M", time.localtime(since)) if since else "its last try"
+    if trouble and trouble.startswith("no answer"):
         return "bad", f"Payment system unreachable since {when}, {waiting}."
+    if trouble:
+        return "bad", f"The payment system answers but has not taken the charges since {when}; {waiting}."
     if count:
         return "warn", f"Payment system reachable; {waiting} to be sent."
     return "ok", "Payment system reachable; every charge has been sent."

@@ -23,13 +23,13 @@ def status_context() -> dict[str, Any]:
     fw = health["forwarder"]
     live = watch()
     live.look()  # the outage's start, as of now, even on a page opened before the watch first looked
-    outage = view.payment_outage(svc, fw)
+    trouble = view.payment_trouble(svc, fw)
     return {
         "health": health,
         "problems": view.problems(health),
         "state": view.shown_state(health),
-        "outage": outage,
-        "forwarder": view.forwarder_line(fw, outage, live.unreachable_since),
+        "trouble": trouble,
+        "forwarder": view.forwarder_line(fw, trouble, live.unreachable_since),
         "last": view.last_tap(svc),
         "backlog": health["backlog"],
         "flagged": len(svc.store.outbox_entries("flagged", 1000)),
