@@ -46,6 +46,7 @@ import requests
 from gate.errors import GateError, ProtocolError
 from gate.http import environment_session
 from gate.protocol.documents import ChargeRefusal, DeductionNotice, open_signed
+from gate.protocol.feed import Gs1Entry
 from gate.protocol.keys import TrustedKeys
 from gate.store import GateStore, OutboxEntry
 from gate.sync import SyncError, SyncResult, sync_feed
@@ -156,6 +157,7 @@ class Forwarder:
         rng: random.Random | None = None,
         clock: Callable[[], float] = time.time,
         session: requests.Session | None = None,
+        gs1: tuple[Gs1Entry, ...] | None = None,
     ) -> None:
         if backoff_cap_s < backoff_base_s or backoff_base_s <= 0:
             raise ValueError("backoff needs 0 < base <= cap")
@@ -178,6 +180,10 @@ class Forwarder:
         self.last_error = ""
         self.last_sync: SyncResult | None = None
         self.last_sync_error = ""
+        # The lane's own [[barcodes.gs1]]: a feed whose layouts differ means phones split labels otherwise
+        # than this gate does, and their lists are denied here. Said once per difference, as a fault.
+        self.gs1 = gs1
+        self.gs1_mismatch = ""
         self.unreachable_streak = 0
         self._pause_until = 0.0
         self._next_sync = 0.0
@@ -197,6 +203,7 @@ class Forwarder:
             "backoff_base_s": config.forwarder.backoff_base_ms / 1000,
             "backoff_cap_s": config.forwarder.backoff_cap_ms / 1000,
             "sync_interval_s": config.forwarder.sync_interval_s,
+            "gs1": tuple(Gs1Entry.of(layout) for layout in config.barcodes.gs1),
         }
         settings.update(overrides)
         return cls(store, **settings)
@@ -331,7 +338,24 @@ class Forwarder:
         )
         self.last_sync = result
         self.last_sync_error = ""
+        self._check_gs1(result.gs1)
         return result
+
+    def _check_gs1(self, signed: tuple[Gs1Entry, ...]) -> None:
+        if self.gs1 is None:
+            return
+        ours, theirs = sorted(self.gs1, key=_prefix), sorted(signed, key=_prefix)
+        mismatch = ""
+        if ours != theirs:
+            mismatch = (
+                f"the payment system's GS1 layouts ({_layouts(theirs)}) differ from this lane's"
+                f" [[barcodes.gs1]] ({_layouts(ours)}): phones split price and weight labels otherwise than"
+                " this gate, and their lists are denied; make the two configs the same"
+            )
+        if mismatch and mismatch != self.gs1_mismatch:
+            log.warning("%s", mismatch)
+            self.store.record_event("fault", mismatch, {"code": "gs1_mismatch"})
+        self.gs1_mismatch = mismatch
 
     # -- the thread -----------------------------------------------------------------------------------
 
@@ -438,7 +462,21 @@ class Forwarder:
             "last_error": self.last_error,
             "feed_version": self.store.feed_version(),
             "last_sync_error": self.last_sync_error,
+            "gs1_mismatch": self.gs1_mismatch,
         }
+
+
+def _prefix(layout: Gs1Entry) -> str:
+    return layout.prefix
+
+
+def _layouts(layouts: list[Gs1Entry]) -> str:
+    if not layouts:
+        return "none"
+    check = {0: "", 1: "+check"}
+    return ", ".join(
+        f"{g.prefix} {g.kind} {g.item_digits}/{g.value_digits}{check[g.value_check_digit]}" for g in layouts
+    )
 
 
 def _error_of(response: requests.Response) -> tuple[str, str]:

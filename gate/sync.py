@@ -21,7 +21,7 @@ import requests
 from gate.catalog import PriceChange
 from gate.errors import GateError, ProtocolError, SignatureError
 from gate.protocol.documents import open_signed
-from gate.protocol.feed import GateFeed
+from gate.protocol.feed import GateFeed, Gs1Entry
 from gate.protocol.keys import TrustedKeys
 from gate.store import GateStore
 
@@ -43,6 +43,7 @@ class SyncResult:
     deny_shoppers: int
     consumed: int
     prices: int
+    gs1: tuple[Gs1Entry, ...] = ()  # the store's GS1 layouts as the payment system signs them for phones
 
 
 def verify_feed(raw: bytes, *, trusted: TrustedKeys, store_id: str, since: int, nonce: bytes) -> GateFeed:
@@ -73,6 +74,7 @@ def sync_feed(
     """Bring the gate's deny lists, consumed holds and catalog up to the payment system's latest version."""
     start = since = store.feed_version()
     totals = {"pages": 0, "deny_holds": 0, "deny_shoppers": 0, "consumed": 0, "prices": 0}
+    gs1: tuple[Gs1Entry, ...] = ()
     for _ in range(MAX_PAGES):
         nonce = nonce_source(32)
         try:
@@ -109,10 +111,11 @@ def sync_feed(
         totals["deny_shoppers"] = len(feed.deny_shoppers)
         totals["consumed"] += len(feed.consumed)
         totals["prices"] += len(feed.prices)
+        gs1 = feed.gs1
         if feed.version >= feed.latest:
             since = feed.version
             break
         if feed.version == since:
             raise SyncError(f"feed: no progress past version {since} (latest {feed.latest})")
         since = feed.version
-    return SyncResult(since=start, version=since, **totals)
+    return SyncResult(since=start, version=since, gs1=gs1, **totals)

@@ -17,6 +17,7 @@ from gate.errors import ProtocolError, SignatureError
 from gate.forwarder import Forwarder, classify, full_jitter
 from gate.protocol import encoding
 from gate.protocol.documents import Charge, ChargeRefusal, DeductionNotice, open_signed, sign
+from gate.protocol.feed import Gs1Entry
 from gate.protocol.keys import SigningKey, TrustedKeys
 from gate.sync import SyncError, verify_feed
 from payments.errors import Conflict
@@ -31,6 +32,7 @@ from tests.fixtures.payments import (
     shoppers_out,
     wait_until,
 )
+from tests.fixtures.store import LAYOUTS
 
 ps_engine = engine_fixture()  # every test here on SQLite and on PostgreSQL
 
@@ -431,3 +433,22 @@ def test_a_technician_requeues_every_flagged_charge_from_the_command_line(
     assert done.exit_code == 0, done.output
     assert "2 flagged charge(s) queued to send again" in done.output
     assert gate_side.outbox_states() == {"pending": 2}
+
+
+def test_a_feed_whose_gs1_layouts_differ_from_the_lanes_is_a_fault_said_once(
+    payments_stack: LocalStack, gate_side: GateSide
+) -> None:
+    """Phones take the layouts from the feed: a lane configured otherwise would deny their label lines."""
+    same = tuple(Gs1Entry.of(layout) for layout in LAYOUTS.values())
+    with gate_side.forwarder(gs1=same) as forwarder:
+        forwarder.sync_once()
+        assert forwarder.status()["gs1_mismatch"] == ""
+    lane_only_21 = tuple(g for g in same if g.prefix == "21")
+    with gate_side.forwarder(gs1=lane_only_21) as forwarder:
+        forwarder.sync_once()
+        forwarder.sync_once()
+        message = forwarder.status()["gs1_mismatch"]
+    assert "differ from this lane's [[barcodes.gs1]] (21 weight 5/5)" in message
+    assert "23 price 5/4+check" in message
+    faults = [e for e in gate_side.store.recent_lane_events() if e.data.get("code") == "gs1_mismatch"]
+    assert [e.detail for e in faults] == [message]  # said once, not at every sync

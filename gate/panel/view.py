@@ -44,6 +44,9 @@ def problems(health: dict[str, Any]) -> list[str]:
     scanner = health.get("scanner")
     if scanner is not None and not scanner.get("connected", True):
         found.append("The barcode scanner is not connected: an attendant's audit cannot count scans.")
+    mismatch = (health.get("forwarder") or {}).get("gs1_mismatch")
+    if mismatch:
+        found.append(_sentence(f"Barcode layouts: {mismatch}"))
     if lane.get("last_turn_age_s", 0) > 5:
         found.append(f"The lane loop last turned {lane['last_turn_age_s']:.0f} s ago: it is not taking taps.")
     return found
