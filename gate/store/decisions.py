@@ -158,15 +158,10 @@ class DecisionTables(StoreBase):
         limit: int = 50,
     ) -> list[LaneEvent]:
         """Lane events, newest first, narrowed by kind and time [since, until)."""
-        where, args = ["1"], []
-        for clause, value in (("kind = ?", kind), ("at >= ?", since), ("at < ?", until)):
-            if value is not None:
-                where.append(clause)
-                args.append(value)
+        where, args = _narrowed((("kind = ?", kind), ("at >= ?", since), ("at < ?", until)))
         with self._read() as db:
             rows = db.execute(
-                f"SELECT id, at, kind, detail, data FROM lane_events WHERE {' AND '.join(where)}"
-                " ORDER BY id DESC LIMIT ?",
+                f"SELECT id, at, kind, detail, data FROM lane_events WHERE {where} ORDER BY id DESC LIMIT ?",
                 [*args, limit],
             ).fetchall()
         return [LaneEvent(r[0], r[1], r[2], r[3], json.loads(r[4])) for r in rows]
@@ -216,21 +211,19 @@ class DecisionTables(StoreBase):
         limit: int = 50,
     ) -> list[Event]:
         """Decisions narrowed by verdict, reason code, list id prefix (hex) and time [since, until)."""
-        where, args = ["1"], []
-        for clause, value in (
-            ("verdict = ?", verdict),
-            ("at >= ?", since),
-            ("at < ?", until),
-            ("hex(list_id) LIKE ?", list_prefix.upper() + "%" if list_prefix else None),
-            ("' ' || codes || ' ' LIKE ?", f"% {reason} %" if reason else None),
-        ):
-            if value is not None:
-                where.append(clause)
-                args.append(value)
+        where, args = _narrowed(
+            (
+                ("verdict = ?", verdict),
+                ("at >= ?", since),
+                ("at < ?", until),
+                ("hex(list_id) LIKE ?", list_prefix.upper() + "%" if list_prefix else None),
+                ("' ' || codes || ' ' LIKE ?", f"% {reason} %" if reason else None),
+            )
+        )
         with self._read() as db:
             rows = db.execute(
                 "SELECT id, at, gate, verdict, reasons, timings, list_id, hold, shopper, total, currency,"
-                f" attendant FROM events WHERE {' AND '.join(where)} ORDER BY id DESC LIMIT ?",
+                f" attendant FROM events WHERE {where} ORDER BY id DESC LIMIT ?",
                 [*args, limit],
             ).fetchall()
         return [
@@ -276,6 +269,12 @@ class DecisionTables(StoreBase):
         with self._read() as db:
             row = db.execute("SELECT presentation FROM events WHERE id = ?", [event_id]).fetchone()
         return row[0] if row else None
+
+
+def _narrowed(conditions: tuple[tuple[str, Any], ...]) -> tuple[str, list[Any]]:
+    """A WHERE clause of the conditions whose value is given (all rows when none), and its arguments."""
+    given = [(clause, value) for clause, value in conditions if value is not None]
+    return " AND ".join([c for c, _ in given] or ["1"]), [v for _, v in given]
 
 
 def _check_charge(charge: bytes, list_id: bytes, total: int) -> None:
