@@ -336,6 +336,13 @@ def cases(ps: SigningKey, shopper: SigningKey, mallory: SigningKey) -> list[dict
         "attendant",
         ["label_implausible"],
     )
+    case(
+        "the gate's clock not synchronised since it booted: every time rule would be guessing",
+        good,
+        "deny",
+        ["clock_unsynced"],
+        clock_unsynced=True,
+    )
     case("drawn for a random audit", good, "attendant", ["audit"], policy={"audit_per_mille": 1000})
     case(
         "five rules broken at once: every reason, in table order",
@@ -414,6 +421,7 @@ def run_case(case: dict[str, Any], data: dict[str, Any]) -> tuple[str, list[str]
         policy=policy,
         trusted=trusted,
         gate=GateIdentity(STORE, GATE, CURRENCY),
+        clock_unsynced=case.get("clock_unsynced", False),
     )
     return decision.verdict, list(decision.codes)
 
@@ -443,7 +451,8 @@ def section(ps: SigningKey, shopper: SigningKey, mallory: SigningKey, gate: Sign
             "`catalog`, the `policy` (changed by the case's `policy`), the trusted payment-system key, this "
             "gate (`store`, `gate`, `currency`) and what its store knows (`state`: used list, consumed hold, "
             "deny lists, unsettled backlog; all false and empty unless given). `expect` is the verdict and "
-            "the reason codes in table order. `mallory` signs what no trusted key signed."
+            "the reason codes in table order. `clock_unsynced`: the lane cannot vouch for its clock. "
+            "`mallory` signs what no trusted key signed."
         ),
         "store": STORE,
         "gate": GATE,
