@@ -40,7 +40,7 @@ STAMP_SCREENS = """() => {
     const s = document.querySelector('.screen');
     window.__screens.push([s.dataset.state, document.querySelectorAll('#lines tr.line').length,
                            performance.timeOrigin + performance.now()]);
-  }).observe(document.getElementById('screen'), {childList: true});
+  }).observe(document.getElementById('screen'), {childList: true, subtree: true});
 }"""
 
 

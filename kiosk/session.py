@@ -98,6 +98,7 @@ class Kiosk:
         self._clock = clock
         self._changed = threading.Condition(threading.RLock())
         self.version = 0
+        self.line_change: tuple[int, int] | None = None  # (version, line id) of a one-line change
         self.closed = False
         self.state = "attract"
         self.language = languages[0]
@@ -130,8 +131,10 @@ class Kiosk:
             self.closed = True
             self._changed.notify_all()
 
-    def _bump(self) -> None:
+    def _bump(self, line: int | None = None) -> None:
+        """A new version of the screen; `line`: only that line (and the totals and notice) changed."""
         self.version += 1
+        self.line_change = (self.version, line) if line is not None else None
         self._changed.notify_all()
 
     def _note(self, what: str, level: str = "info", /, **params: Any) -> None:
@@ -221,31 +224,31 @@ class Kiosk:
     def scan(self, raw: str) -> None:
         """One line from the scanner: a new line, a piece more, or a notice saying why not."""
         with self._changed:
-            self._scan(raw)
-            self._bump()
+            self._bump(self._scan(raw))
 
-    def _scan(self, raw: str) -> None:
+    def _scan(self, raw: str) -> int | None:
+        """The id of the line the scan added or changed, None if it changed no line."""
         if self.state == "confirming":
             self._note("confirm_first", "warn")
-            return
+            return None
         if self.state != "shopping" or self.voucher is None:
             self._note("tap_first", "warn")
-            return
+            return None
         self._activity()
         try:
             code = parse_scan(raw).code
             resolved = resolve(code, self._catalog.layouts())
         except BarcodeError:
             self._note("invalid_scan", "error")
-            return
+            return None
         product = self._catalog.products({resolved.key}).get(resolved.key)
         price = product.current_price() if product is not None else None
         if product is None or price is None:
             self._note("unknown_code", "error", code=code)
-            return
+            return None
         if code in self._blocked or resolved.key in self._blocked:
             self._note("blocked_code", "error", name=product.name)
-            return
+            return None
         measure = resolved.measure
         new = KioskLine(
             id=self._next_id,
@@ -259,54 +262,56 @@ class Kiosk:
         )
         if measure is not None and measure.value == 0:
             self._note("weigh_first", "error", name=product.name)
-            return
+            return None
         if measure is not None and measure.kind == "price":
             new = replace(new, unit_price=measure.value, label=True)
         elif measure is not None:
             if product.unit != "kg":
                 self._note("unknown_code", "error", code=code)
-                return
+                return None
             new = replace(new, grams=measure.value, label=True)
         elif product.unit == "kg":
             self._note("weigh_first", "error", name=product.name)
-            return
+            return None
         same = next(
             (line for line in self.lines if not new.label and line.code == code and not line.label), None
         )
         if same is not None:
-            self._change_qty(same, same.qty + 1)
-            return
+            return self._change_qty(same, same.qty + 1)
         if self.total + new.total > self.hold_amount:
             self._note(
                 "over_hold", "error", name=new.name, total=self.total + new.total, hold=self.hold_amount
             )
-            return
+            return None
         self._next_id += 1
         self.lines = (*self.lines, new)
         self.last_line = new.id
         self._note("attendant_item" if new.attendant else "added", "warn" if new.attendant else "info",
                    name=new.name)  # fmt: skip
+        return new.id
 
-    def _change_qty(self, line: KioskLine, qty: int) -> None:
+    def _change_qty(self, line: KioskLine, qty: int) -> int | None:
         if not 1 <= qty <= MAX_QTY:
             self._note("qty_limit", "warn", name=line.name, max=MAX_QTY)
-            return
+            return None
         total = self.total - line.total + line_total(qty, line.unit_price, line.grams)
         if total > self.hold_amount:
             self._note("over_hold", "error", name=line.name, total=total, hold=self.hold_amount)
-            return
+            return None
         changed = replace(line, qty=qty)
         self.lines = tuple(changed if x.id == line.id else x for x in self.lines)
         self.last_line = line.id
         self._note("added" if qty > line.qty else "fewer", "info", name=line.name)
+        return line.id
 
     def set_qty(self, line_id: int, qty: int) -> None:
         with self._changed:
             line = self._line(line_id)
+            changed = None
             if line is not None and not line.label:
                 self._activity()
-                self._change_qty(line, qty)
-            self._bump()
+                changed = self._change_qty(line, qty)
+            self._bump(changed)
 
     def remove(self, line_id: int) -> None:
         with self._changed:

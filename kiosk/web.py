@@ -11,6 +11,7 @@ The server listens on loopback only (the kiosk's own browser is its only client)
 from __future__ import annotations
 
 import functools
+import json
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -20,7 +21,15 @@ from typing import Any
 
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
-from flask import Flask, Response, jsonify, render_template, request, stream_with_context
+from flask import (
+    Flask,
+    Response,
+    get_template_attribute,
+    jsonify,
+    render_template,
+    request,
+    stream_with_context,
+)
 from flask_babel import Babel, force_locale, format_currency, gettext
 
 from gate.money import exponent
@@ -73,10 +82,41 @@ def create_app(kiosk: Kiosk) -> Flask:
             else gettext("Please ask staff (%(code)s).", code=notice.code)
         )
 
+    def row_texts() -> dict[str, str]:
+        return {
+            "one_less": gettext("One less"),
+            "one_more": gettext("One more"),
+            "remove": gettext("Remove"),
+            "staff_check": gettext("Staff check at the exit"),
+        }
+
     def screen() -> str:
         with force_locale(kiosk.language):
             return render_template(
-                "screen.html", k=kiosk, money=money, notice=notice_text(), names=LANGUAGE_NAMES
+                "screen.html",
+                k=kiosk,
+                money=money,
+                notice=notice_text(),
+                names=LANGUAGE_NAMES,
+                texts=row_texts(),
+            )
+
+    def line_update(line_id: int) -> str | None:
+        """The changed line, the totals and the notice as one JSON event; None if the screen must be whole
+        (a first line, a line gone, another state)."""
+        line = next((x for x in kiosk.lines if x.id == line_id), None)
+        if line is None or kiosk.state != "shopping" or len(kiosk.lines) < 2:
+            return None
+        with force_locale(kiosk.language):
+            total = kiosk.total
+            part = functools.partial(get_template_attribute, "_parts.html")
+            return json.dumps(
+                {
+                    "line": line_id,
+                    "row": str(part("row")(kiosk, line, total, money, row_texts())).strip(),
+                    "hold": str(part("hold")(kiosk, total, money)).strip(),
+                    "notice": str(part("notice")(kiosk, notice_text())).strip(),
+                }
             )
 
     @app.get("/")
@@ -93,7 +133,14 @@ def create_app(kiosk: Kiosk) -> Flask:
                 if version == seen:
                     yield ": still here\n\n"
                     continue
+                change = kiosk.line_change
+                update = None
+                if change is not None and change[0] == version and seen == version - 1:
+                    update = line_update(change[1])
                 seen = version
+                if update is not None:
+                    yield f"event: line\nid: {version}\ndata: {update}\n\n"
+                    continue
                 html = screen()
                 data = "".join(f"data: {line}\n" for line in html.splitlines())
                 yield f"event: screen\nid: {version}\n{data}\n"

@@ -26,6 +26,27 @@
     if (last) { last.scrollIntoView({ block: "nearest" }); }
     startCountdown();
   });
+  // One line changed (a scan, a quantity): that row, the totals and the notice, not the whole screen.
+  source.addEventListener("line", function (event) {
+    const update = JSON.parse(event.data);
+    const old = screen.querySelector('tr.line[data-line="' + update.line + '"]');
+    const body = screen.querySelector("#lines tbody");
+    const previous = screen.querySelector("tr.line.last");
+    if (previous) { previous.classList.remove("last"); }
+    if (old) { old.outerHTML = update.row; } else { body.insertAdjacentHTML("beforeend", update.row); }
+    screen.querySelector("#hold").outerHTML = update.hold;
+    screen.querySelector("#notice-slot").innerHTML = update.notice;
+    const hold = screen.querySelector("#hold");
+    const total = parseInt(hold.dataset.total, 10);
+    const limit = parseInt(hold.dataset.hold, 10);
+    screen.querySelectorAll("button.more").forEach(function (button) {
+      button.disabled = total + parseInt(button.dataset.step, 10) > limit;
+    });
+    const state = screen.firstElementChild;
+    state.dataset.version = event.lastEventId;
+    const last = screen.querySelector("tr.last");
+    if (last) { last.scrollIntoView({ block: "nearest" }); }
+  });
   source.addEventListener("error", function () { offline.hidden = false; });
 
   screen.addEventListener("click", function (event) {
