@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import dataclasses
 import os
+import socket
 import threading
 
 import pytest
@@ -671,7 +672,8 @@ def test_what_a_fuzzer_found_is_answered_in_one_clear_line(payments_stack: Local
     url = payments_stack.url
     with requests.Session() as http:
         wrong_method = http.put(url + "/v1/charges", timeout=5)
-        assert wrong_method.status_code == 405 and wrong_method.headers["Allow"] == "OPTIONS, POST"
+        assert wrong_method.status_code == 405
+        assert sorted(wrong_method.headers["Allow"].split(", ")) == ["OPTIONS", "POST"]
         no_since = http.get(url + "/v1/feed", params={"nonce": os.urandom(32).hex()}, timeout=5)
         assert no_since.status_code == 400 and "since" in no_since.json()["message"]
         deep = "[" * 50_000 + "]" * 50_000
@@ -679,6 +681,8 @@ def test_what_a_fuzzer_found_is_answered_in_one_clear_line(payments_stack: Local
             url + "/v1/holds", data=deep, headers={"Content-Type": "application/json"}, timeout=5
         )
         assert (nested.status_code, nested.json()["error"]) == (400, "bad_request")
-        big = http.post(url + "/v1/charges", data=b"x" * 300_000, timeout=5)
-        assert big.status_code == 413
+        # Only the headers of a 300 kB body: the answer comes before any of it is read.
+        with socket.create_connection(("127.0.0.1", payments_stack.server.port), timeout=5) as raw:
+            raw.sendall(b"POST /v1/charges HTTP/1.1\r\nHost: ps\r\nContent-Length: 300000\r\n\r\n")
+            assert raw.recv(100).startswith(b"HTTP/1.1 413")
         assert http.get(url + "/v1/health", timeout=5).json()["status"] in ("ok", "degraded")
