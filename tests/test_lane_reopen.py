@@ -131,10 +131,16 @@ def test_a_list_that_passed_at_another_gate_of_the_store_does_not_open_this_one(
 def test_a_list_an_attendant_let_out_reopens_on_a_repeat_tap_without_a_second_check(
     lane_rig: Callable[..., LaneRig],
 ) -> None:
-    """Its attendant codes are part of what was cleared: the repeat is the same pass, not a new check."""
-    rig = lane_rig(timings={"open_timeout_s": 0.2})
+    """Its attendant codes are part of what was cleared: the repeat is the same pass, not a new check. The
+    window counts from the approval, which may come minutes after the check."""
+    later = [0.0]
+    rig = lane_rig(
+        timings={"open_timeout_s": 0.2, "repeat_window_s": 60},
+        lane_overrides={"clock": lambda: time.time() + later[0]},
+    )
     phone = rig.shop.exit_card(items=[item(PEN, 129), item(WHISKY, 3499)])
     assert rig.tap(phone).doc.verdict == "attendant"
+    later[0] = 90.0  # the attendant came a minute and a half later
     rig.lane.approve(shopping_list_of(phone).list, "Dana")
     rig.wait_state(LaneState.OPEN)
     rig.wait_state(LaneState.IDLE)  # the phone was lifted before the shopper went through

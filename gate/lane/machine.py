@@ -110,6 +110,9 @@ class Lane(LaneAudits):
         self._unsaved: list[tuple[str, str, dict[str, Any]]] = []
         # Lists sent to an attendant (audit, age-restricted goods), by list id, until approved or stale.
         self._awaiting: dict[bytes, tuple[Decision, float]] = {}
+        # When the gate opened for each recent pass (lane clock): an attendant may approve minutes after
+        # the check, and a repeat tap's window counts from the opening, not from the check.
+        self._passed_at: dict[bytes, float] = {}
         self._io_thread: threading.Thread | None = None
         self._stop = threading.Event()
         self.last_turn = monotonic()
@@ -526,6 +529,7 @@ class Lane(LaneAudits):
             self.store.record_pass(decision, charge, timings=steps)
             t = _lap(steps, "commit", t)
             opened = self._open(decision.list_id, steps, t)
+            self._note_pass(decision.list_id)
             if self.on_commit is not None:
                 self.on_commit()
             return "pass", True, opened, None
@@ -637,6 +641,7 @@ class Lane(LaneAudits):
                 {"list": list_id.hex(), "attendant": attendant, "codes": list(decision.codes)},
             )
             self._open(list_id, steps, t)
+            self._note_pass(list_id)
         if self.on_commit is not None:
             self.on_commit()
         self._save_events()
@@ -672,7 +677,7 @@ class Lane(LaneAudits):
         record = self.store.passed_list(list_id)
         if record is None or record.list_body != decision.presentation.list.body:
             return False
-        age = decision.decided_at - record.at
+        age = decision.decided_at - max(record.at, self._passed_at.get(list_id, 0.0))
         data = {
             "list": list_id.hex(),
             "passed_at": record.gate,
@@ -694,6 +699,15 @@ class Lane(LaneAudits):
             return True
         self._event("repeat_tap", f"list already used: {why}; denied list_used", {**data, "reopened": False})
         return False
+
+    def _note_pass(self, list_id: bytes | None) -> None:
+        """Remember when the gate opened for this pass (a bounded few, oldest forgotten first)."""
+        if list_id is None:
+            return
+        with self._lock:
+            self._passed_at[list_id] = self.clock()
+            while len(self._passed_at) > MAX_AWAITING:
+                del self._passed_at[next(iter(self._passed_at))]
 
     def _passage_pending(self, list_id: bytes) -> bool:
         """A passage counted in memory but not yet written: in the beam now, or through and not saved."""
