@@ -201,34 +201,8 @@ def m005_audits(db: Database) -> None:
 
 def m006_outbox_accepted(db: Database) -> None:
     """A charge the payment system recorded but has not settled yet is `accepted`: it has left the queue of
-    what to send (and the offline budget), and waits for its notice. SQLite cannot widen a CHECK in place,
-    so the table is copied."""
-    db.execute(
-        """
-        CREATE TABLE outbox_new (
-            charge_id BLOB PRIMARY KEY,
-            body BLOB NOT NULL,
-            amount INTEGER NOT NULL,
-            currency TEXT NOT NULL,
-            created_at REAL NOT NULL,
-            attempts INTEGER NOT NULL DEFAULT 0,
-            next_attempt_at REAL NOT NULL,
-            state TEXT NOT NULL CHECK (state IN ('pending', 'accepted', 'settled', 'flagged')),
-            last_error TEXT NOT NULL DEFAULT '',
-            settled_at REAL,
-            notice BLOB,
-            accepted_at REAL
-        )
-        """
-    )
-    columns = (
-        "charge_id, body, amount, currency, created_at, attempts, next_attempt_at, state, last_error,"
-        " settled_at, notice"
-    )
-    db.execute(f"INSERT INTO outbox_new ({columns}) SELECT {columns} FROM outbox ORDER BY rowid")
-    db.execute("DROP TABLE outbox")
-    db.execute("ALTER TABLE outbox_new RENAME TO outbox")
-    db.execute("CREATE INDEX outbox_due ON outbox (state, next_attempt_at, created_at)")
+    what to send (and the offline budget), and waits for its notice."""
+    _copy_outbox(db, ("pending", "accepted", "settled", "flagged"), accepted_at=False)
 
 
 def m007_instance(db: Database) -> None:
@@ -242,10 +216,16 @@ def m007_instance(db: Database) -> None:
 
 def m008_outbox_conflict(db: Database) -> None:
     """A charge the payment system refused because the same list was charged from another copy (a replay
-    at two gates) is `conflict`: a settled fact, out of the offline budget, kept for the technician. The
-    CHECK is widened by copying the table, as in m006."""
+    at two gates) is `conflict`: a settled fact, out of the offline budget, kept for the technician."""
+    _copy_outbox(db, ("pending", "accepted", "settled", "flagged", "conflict"), accepted_at=True)
+
+
+def _copy_outbox(db: Database, states: tuple[str, ...], *, accepted_at: bool) -> None:
+    """The outbox with its state CHECK widened to `states` (SQLite cannot widen a CHECK in place, so the
+    table is copied); `accepted_at`: whether the old table already has that column to copy."""
+    allowed = ", ".join(f"'{state}'" for state in states)
     db.execute(
-        """
+        f"""
         CREATE TABLE outbox_new (
             charge_id BLOB PRIMARY KEY,
             body BLOB NOT NULL,
@@ -254,7 +234,7 @@ def m008_outbox_conflict(db: Database) -> None:
             created_at REAL NOT NULL,
             attempts INTEGER NOT NULL DEFAULT 0,
             next_attempt_at REAL NOT NULL,
-            state TEXT NOT NULL CHECK (state IN ('pending', 'accepted', 'settled', 'flagged', 'conflict')),
+            state TEXT NOT NULL CHECK (state IN ({allowed})),
             last_error TEXT NOT NULL DEFAULT '',
             settled_at REAL,
             notice BLOB,
@@ -264,7 +244,7 @@ def m008_outbox_conflict(db: Database) -> None:
     )
     columns = (
         "charge_id, body, amount, currency, created_at, attempts, next_attempt_at, state, last_error,"
-        " settled_at, notice, accepted_at"
+        " settled_at, notice" + (", accepted_at" if accepted_at else "")
     )
     db.execute(f"INSERT INTO outbox_new ({columns}) SELECT {columns} FROM outbox ORDER BY rowid")
     db.execute("DROP TABLE outbox")
