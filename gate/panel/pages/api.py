@@ -30,10 +30,26 @@ def health() -> Any:
         maintenance=h["lane"]["maintenance"],
         gate_locked=h["gate_io"]["locked"],
         reader_connected=(h["reader"] or {}).get("connected"),
+        phone_present=(h["reader"] or {}).get("phone_present"),
         backlog_count=h["backlog"]["count"],
         forwarder_running=fw["running"] if fw else None,
         payment_system_unreachable=bool(fw and fw["unreachable_streak"]),
+        peers=_peers(h["peers"]),
     )
+
+
+def _peers(status: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The link to the other lanes in counts: connected, caught up, passes not yet told, refusals, and
+    which lanes' heartbeats arrive (gate ids only)."""
+    if status is None:
+        return None
+    return {
+        "connected": status["transport"]["connected"],
+        "caught_up": status["caught_up"],
+        "unpublished": status["unpublished"],
+        "refused": status["refused"],
+        "reachable": {lane["gate"]: lane["reachable"] for lane in status["lanes"]},
+    }
 
 
 @bp.get("/status")
