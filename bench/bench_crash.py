@@ -1,5 +1,7 @@
-"""The crash harness as numbers: `gate run` SIGKILLed at seeded random moments over taps through pcscd +
-vpcd (tests.fixtures.crash); passes lost and charged twice must both be 0."""
+"""The crash harness as numbers: three lanes of one store (`gate run` processes, pcscd + vpcd readers, a
+NATS cluster) SIGKILLed at seeded random instants, mid-publish to the other lanes included, and started
+again each time (tests.fixtures.store_crash); passes lost, given twice, and restarts after which the lanes
+did not agree must all be 0."""
 
 from __future__ import annotations
 
@@ -8,25 +10,30 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from bench.stats import metric
-from tests.fixtures.crash import KILLS, TAPS, run_harness
-from tests.fixtures.lane import NotifySocket
-from tests.fixtures.standins import Pcscd
+from tests.fixtures.standins import Pcscd, PcscdInNamespace
+from tests.fixtures.store_crash import KILL_NAMES, PUBLISH, run_store_harness
+
+KILLS = 201  # 67 per lane
 
 
 def run() -> Iterator[dict]:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         daemon = Pcscd(folder)
-        notify = NotifySocket()
+        second = PcscdInNamespace(folder / "second")
         try:
             daemon.start()
-            result = run_harness(folder, notify, taps=TAPS, kills=KILLS)
+            second.start()
+            result = run_store_harness(folder / "store", second, kills=KILLS)
         finally:
-            notify.close()
+            second.close()
             daemon.close()
-    yield metric("crash.taps", TAPS, "taps")
-    yield metric("crash.kills", KILLS, "kills")
+    if result.errors:
+        raise RuntimeError("; ".join(result.errors)[:2000])
+    yield metric("crash.kills", result.kills, "kills")
+    yield metric("crash.kills_mid_publish", result.counts[f"kills {KILL_NAMES[PUBLISH]}"], "kills")
     yield metric("crash.lane_starts", result.starts, "starts")
+    yield metric("crash.passes", result.passes, "passes")
     yield metric("crash.lost", result.lost, "passes")
-    yield metric("crash.duplicate", result.duplicate, "charges")
-    yield metric("crash.outbox_rows", result.outbox_rows, "rows")
+    yield metric("crash.duplicate", result.duplicate, "passes")
+    yield metric("crash.store_disagreements", result.disagreements, "restarts")

@@ -6,12 +6,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from tests.fixtures.standins import PcscdInNamespace
 from tests.fixtures.store_crash import SEED, run_store_harness
 
-KILLS = 6  # two per lane; the bench kills 200 times
+KILLS = 3  # one per lane, at seeded instants; the bench kills 200 times
 
 
+@pytest.mark.timeout(300)  # three lanes restarting on a busy machine; nothing here is timed
 def test_lanes_of_one_store_killed_at_random_instants_lose_no_pass_and_give_none_twice(
     tmp_path: Path, second_pcscd: PcscdInNamespace
 ) -> None:
