@@ -121,7 +121,7 @@ def run() -> Iterator[dict]:
         ):
             accounts.add("tess", "technician", "correct horse 1")
             _fill(rig, folder)
-            assert rig.lane.state == LaneState.IDLE
+            rig.wait_state(LaneState.IDLE)  # the denial shown
             app = create_app(rig.service, secret_key=os.urandom(32), accounts=accounts)
             with PanelServer(app, "127.0.0.1", 0) as server:
                 yield from latency_metrics("panel.status_render", _status_renders(server.url))

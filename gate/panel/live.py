@@ -33,7 +33,7 @@ from gate.service import LaneService
 
 log = logging.getLogger(__name__)
 
-POLL_S = 0.1
+POLL_S = 0.05
 IDLE_POLL_S = 1.0
 KEEPALIVE_S = 5.0  # also how soon a stream whose page has gone frees its thread
 MAX_STREAMS = 8
