@@ -371,6 +371,12 @@ class Forwarder:
         """Wake the thread now (the lane calls this after it committed a pass)."""
         self._wake.set()
 
+    def sync_soon(self) -> None:
+        """Pull the feed at the thread's next round instead of at the interval: the lane is cut off from the
+        other lanes of its store, and the feed is then its only news of holds consumed there."""
+        self._next_sync = 0.0
+        self._wake.set()
+
     def run(self) -> None:
         """The thread's loop: sync when due, drain when not paused, sleep until there is work."""
         while not self._stopping.is_set():

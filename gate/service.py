@@ -122,6 +122,8 @@ def open_lane(
         if forwarder is not None:
             forwarder.start()
         peers = _peer_link(config, store, gate_key, peers_transport)
+        if peers is not None and forwarder is not None:
+            peers.on_cut_off = forwarder.sync_soon
         if peers is not None:
             stack.enter_context(peers)
             timeout_s = config.peers.catch_up_timeout_s if config.peers else 5.0

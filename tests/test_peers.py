@@ -15,6 +15,7 @@ from pathlib import Path
 from gate import config as lane_config
 from gate.config import LaneConfig
 from gate.peers.doctor import check_peers
+from gate.peers.link import PeerLink
 from gate.peers.record import new_record
 from gate.peers.server import NatsCluster, free_port
 from gate.peers.transport import NatsTransport
@@ -200,3 +201,20 @@ def test_doctor_shows_the_nodes_each_lanes_last_record_and_what_waits_to_be_told
     check = check_peers(config([dead, *nats_cluster.urls(1)[1:]], tmp_path / "gate-02.db"))
     assert not check.ok
     assert check.sentence.startswith(f"This lane's own node {dead} does not answer")
+
+
+def test_a_lane_cut_off_from_the_others_has_the_payment_systems_feed_pulled_every_few_seconds(
+    tmp_path: Path,
+) -> None:
+    """No node answers: the link says how long it has been cut off and asks for the feed (the forwarder's
+    sync_soon in a lane) instead of waiting out sync_interval_s."""
+    asked: list[float] = []
+    dead = NatsTransport([f"nats://127.0.0.1:{free_port()}"], store_id="store-cut-off")
+    with GateStore(tmp_path / "gate.db") as store:
+        link = PeerLink(store, dead, key=GATES["gate-01"], store_id="store-cut-off", gate_id="gate-01",
+                        on_cut_off=lambda: asked.append(time.monotonic()))  # fmt: skip
+        with link:
+            assert not link.catch_up(0.5)
+            wait_until(lambda: len(asked) >= 2, 20, "two feed requests while cut off")
+            status = link.status()
+    assert status["transport"]["connected"] is False and status["cut_off_s"] is not None

@@ -16,6 +16,10 @@ the stream held at that moment: a lane back from a crash, a partition or a new S
 the other lanes passed meanwhile. It gives up after its timeout when no stream is reachable; the lane then
 decides on what it knows, within its offline budget, and keeps catching up in the background.
 
+Cut off. While the transport is down no other lane's pass reaches this one; the link then has the payment
+system's feed pulled every few seconds (`on_cut_off`), since the feed lists the holds that the other
+lanes' forwarded charges consumed.
+
 Reachability. Every lane sends a small heartbeat (unsigned, for display only) each BEAT_EVERY_S; a peer is
 reachable while its heartbeats arrive.
 """
@@ -42,6 +46,8 @@ log = logging.getLogger(__name__)
 BEAT_EVERY_S = 1.0
 REACHABLE_FOR_S = 3.5  # a peer whose heartbeat is older than this is shown unreachable
 RETRY_MIN_S, RETRY_MAX_S = 0.1, 2.0  # the publisher's backoff while the transport cannot take records
+CUT_OFF_AFTER_S = 3.0  # the transport down this long: the lane is cut off from the other lanes
+CUT_OFF_SYNC_EVERY_S = 5.0  # while cut off, ask for the payment system's feed this often
 
 
 class PeerLink:
@@ -58,6 +64,7 @@ class PeerLink:
         publish_timeout_s: float = 2.0,
         clock: Callable[[], float] = time.time,
         on_applied: Callable[[PassRecord, str], None] | None = None,
+        on_cut_off: Callable[[], None] | None = None,
     ) -> None:
         self.store = store
         self.transport = transport
@@ -67,6 +74,9 @@ class PeerLink:
         self.publish_timeout_s = publish_timeout_s
         self.clock = clock
         self.on_applied = on_applied
+        self.on_cut_off = on_cut_off
+        self.cut_off_since: float | None = None  # monotonic; None while the transport is connected
+        self._last_cut_off_call = 0.0
         self._inbox: queue.Queue[tuple[int, bytes] | None] = queue.Queue()
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -185,6 +195,7 @@ class PeerLink:
             self._wake.wait(BEAT_EVERY_S)
             self._wake.clear()
             self._send_beat()
+            self._watch_cut_off()
             try:
                 pending = self.store.peer_unpublished(100)
             except GateError:
@@ -219,6 +230,23 @@ class PeerLink:
         self.store.peer_published(own.list_id, seq, self.clock())
 
     # -- reachability ------------------------------------------------------------------------------------
+
+    def _watch_cut_off(self) -> None:
+        """While the transport is down, the other lanes' passes do not reach this one: after CUT_OFF_AFTER_S
+        ask for the payment system's feed every CUT_OFF_SYNC_EVERY_S (on_cut_off), which lists the holds
+        their forwarded charges consumed. That bounds what a cut-off lane misses to seconds while the payment
+        system is up; while it is down too, the offline budget bounds it."""
+        now = time.monotonic()
+        if self.transport.status().get("connected"):
+            self.cut_off_since = None
+            return
+        if self.cut_off_since is None:
+            self.cut_off_since = now
+            return
+        due = now - self._last_cut_off_call >= CUT_OFF_SYNC_EVERY_S
+        if self.on_cut_off is not None and now - self.cut_off_since >= CUT_OFF_AFTER_S and due:
+            self._last_cut_off_call = now
+            self.on_cut_off()
 
     def _send_beat(self) -> None:
         beat = {"gate": self.gate_id, "at": self.clock(), "applied": self._applied_seq}
@@ -257,6 +285,7 @@ class PeerLink:
             "transport": self.transport.status(),
             "applied_to": self._applied_seq,
             "caught_up": self.caught_up,
+            "cut_off_s": round(time.monotonic() - self.cut_off_since, 1) if self.cut_off_since else None,
             "publish_error": self.publish_error,
             **self.store.peer_backlog(),
             "lanes": lanes,
