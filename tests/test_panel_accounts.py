@@ -6,15 +6,16 @@ from __future__ import annotations
 
 import os
 import sqlite3
-import subprocess
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner, Result
 from flask import Flask
 from flask.testing import FlaskClient
 
 from gate.panel import AccountError, Accounts, create_app
-from tests.fixtures.lane import SELFCHECKOUT, LaneRig, write_lane_files
+from selfcheckout.cli import main
+from tests.fixtures.lane import LaneRig, write_lane_files
 from tests.fixtures.panel import ANN, QUICK_HASH, TECH, csrf_token, login, refusal
 from tests.test_panel import tap_pass
 
@@ -192,28 +193,33 @@ def test_secrets_are_stored_as_argon2id_hashes_only(panel_accounts: Accounts, tm
 
 def test_the_accounts_cli_adds_lists_resets_and_removes(tmp_path: Path) -> None:
     config = write_lane_files(tmp_path)
+    runner = CliRunner()
 
-    def run(*args: str, secret: str | None = None) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [str(SELFCHECKOUT), "panel", *args, "--config", str(config)],
-            input=None if secret is None else secret + "\n",
-            capture_output=True,
-            text=True,
-            timeout=60,
+    def run(*args: str, secret: str | None = None) -> Result:
+        return runner.invoke(
+            main, ["panel", *args, "--config", str(config)], input=None if secret is None else secret + "\n"
         )
 
     added = run("add-user", "dana", "--role", "attendant", "--secret-stdin", secret="135790")
-    assert added.returncode == 0, added.stderr
+    assert added.exit_code == 0, added.output
     assert added.stdout.startswith("dana: attendant added to ")
     weak = run("add-user", "eve", "--role", "attendant", "--secret-stdin", secret="12")
-    assert weak.returncode == 1
+    assert weak.exit_code == 1
     assert weak.stderr.strip() == (
         "Error: the secret is too short: a PIN of at least 6 digits, or at least 8 characters"
     )
-    assert run("users").stdout.split("\t")[:2] == ["dana", "attendant"]
+    typed = run("add-user", "fay", "--role", "technician", secret="correct horse\ncorrect horse")
+    assert typed.exit_code == 0 and "fay: technician added" in typed.stdout  # typed twice at the prompt
+    assert [line.split("\t")[:2] for line in run("users").stdout.splitlines()] == [
+        ["dana", "attendant"],
+        ["fay", "technician"],
+    ]
     reset = run("reset-secret", "dana", "--secret-stdin", secret="246802")
     assert reset.stdout.strip() == "dana: new secret set; their sessions have ended"
-    assert run("remove-user", "dana").returncode == 0
+    with Accounts(tmp_path / "panel.db") as accounts:
+        assert accounts.verify("dana", "246802") is not None and accounts.verify("dana", "135790") is None
+    assert run("remove-user", "dana").exit_code == 0
     gone = run("remove-user", "dana")
-    assert (gone.returncode, gone.stderr.strip()) == (1, "Error: no account named 'dana'")
+    assert (gone.exit_code, gone.stderr.strip()) == (1, "Error: no account named 'dana'")
+    assert run("remove-user", "fay").exit_code == 0
     assert "no accounts in" in run("users").stdout

@@ -116,7 +116,7 @@ class Accounts:
         self.path = Path(path)
         self.clock = clock
         self._hasher = hasher or PasswordHasher()
-        self._dummy = self._hasher.hash("no such account")
+        self._dummy: str | None = None  # hashed at the first unknown name: no cost for the CLI
         self._lock = threading.Lock()
         try:
             self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
@@ -196,7 +196,10 @@ class Accounts:
             row = self._db.execute(
                 "SELECT name, role, created_at, hash FROM accounts WHERE name = ?", (name,)
             ).fetchone()
+        if row is None and self._dummy is None:
+            self._dummy = self._hasher.hash("no such account")
         digest = row[3] if row else self._dummy
+        assert digest is not None
         try:
             self._hasher.verify(digest, secret)
         except (VerificationError, InvalidHashError):
