@@ -264,9 +264,12 @@ class Holds:
             done["stuck"] += 1
 
 
-def close_released(db: Any, hold_hex: str, now: int) -> None:
-    """In the caller's transaction: the bank gave back the rest of a `releasing` hold; close it."""
-    hold = db.one(f"SELECT * FROM holds WHERE hold = ?{db.for_update}", [hold_hex])
+def close_released(db: Any, hold_hex: str, now: int, hold: dict[str, Any] | None = None) -> None:
+    """In the caller's transaction: the bank gave back the rest of a `releasing` hold; close it.
+
+    `hold`: the row as the caller already locked it (else it is read and locked here)."""
+    if hold is None:
+        hold = db.one(f"SELECT * FROM holds WHERE hold = ?{db.for_update}", [hold_hex])
     if hold["state"] != "releasing":
         return
     remaining = hold["bank"] - hold["bank_captured"] - hold["bank_released"]

@@ -223,35 +223,39 @@ class Settlement:
         return settled
 
     def _record(self, db: Tx, row: dict[str, Any], step: _BankStep, now: int) -> None:
+        """What the bank did, the hold closed, the charge settled; `row` is the charge as locked."""
         charge_hex, hold_hex = row["charge"], row["hold"]
+        row = dict(row)
         if row["state"] == "capture_pending":
             taken = min(step.captured.amount, row["bank_planned"]) if step.captured else 0
             bank_ref = _BANK_REF.sub("", step.captured.reference)[:64] if step.captured else ""
+            row.update(bank=taken, bank_ref=bank_ref, debt=row["debt"] + row["bank_planned"] - taken)
             db.execute(
-                "UPDATE charges SET state = 'releasing', bank = ?, bank_ref = ?, debt = debt + ?,"
-                " last_error = ? WHERE charge = ?",
-                [taken, bank_ref, row["bank_planned"] - taken, step.declined or None, charge_hex],
+                "UPDATE charges SET state = 'releasing', bank = ?, bank_ref = ?, debt = ?, last_error = ?"
+                " WHERE charge = ?",
+                [taken, bank_ref, row["debt"], step.declined or None, charge_hex],
             )
             db.execute("UPDATE holds SET bank_captured = bank_captured + ? WHERE hold = ?", [taken, hold_hex])
             if taken:
                 entry(
                     db, now, "bank_capture", taken, shopper=row["shopper"], hold=hold_hex, charge=charge_hex
                 )
-        hold = db.one(f"SELECT state FROM holds WHERE hold = ?{db.for_update}", [hold_hex])
+        hold = db.one(f"SELECT * FROM holds WHERE hold = ?{db.for_update}", [hold_hex])
         if row["from_hold"] and hold["state"] == "releasing":
             if step.released_at_bank:
-                close_released(db, hold_hex, now)
+                close_released(db, hold_hex, now, hold)
             else:
                 db.execute(
                     "UPDATE holds SET bank_cleanup = 1, reason = 'bank_release_pending' WHERE hold = ?",
                     [hold_hex],
                 )
-        self._settle(db, charge_hex, now)
+        self._settle(db, row, hold, now)
 
-    def _settle(self, db: Tx, charge_hex: str, now: int) -> None:
-        """In the caller's transaction: raise the debt if any, sign the deduction notice, store the answer."""
-        row = db.one("SELECT * FROM charges WHERE charge = ?", [charge_hex])
-        hold = db.one("SELECT * FROM holds WHERE hold = ?", [row["hold"]])
+    def _settle(self, db: Tx, row: dict[str, Any], hold: dict[str, Any], now: int) -> None:
+        """In the caller's transaction: raise the debt if any, sign the deduction notice, store the answer.
+
+        `row` is the charge with its final amounts, `hold` its hold as locked (captured amounts final)."""
+        charge_hex = row["charge"]
         released = 0
         if row["from_hold"]:
             released = (hold["stored_value"] - hold["sv_captured"]) + (hold["bank"] - hold["bank_captured"])
