@@ -221,14 +221,14 @@ def test_notices_tell_each_thing_the_port_did_once(pty_pair: PtyPair) -> None:
         pty_pair.write(b"\xff\xfejunk\r")
         wait_until(lambda: len(notices) == 2)
         pty_pair.kill()
-        wait_until(lambda: scanner.health()["errors"].get("open-failed", 0) >= 3)
+        wait_until(lambda: not scanner.health()["connected"])
+        time.sleep(
+            0.3
+        )  # several reopen attempts while unplugged (on a busy machine the pty number may be reused)
         pty_pair.start()
         wait_until(lambda: scanner.health()["reconnects"] == 1)
-    assert [n.kind for n in notices] == [
-        "connected",
-        "invalid-bytes",
-        "port-lost",
-        "open-failed",
-        "reconnected",
-    ]
+        failed_opens = scanner.health()["errors"].get("open-failed", 0)
+    kinds = [n.kind for n in notices]
+    assert kinds[:3] == ["connected", "invalid-bytes", "port-lost"] and kinds[-1] == "reconnected"
+    assert kinds[3:-1] == (["open-failed"] if failed_opens else [])  # told once per outage, not per retry
     assert "0xFF" in notices[1].detail and str(pty_pair.device) in notices[-1].detail

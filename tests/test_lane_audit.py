@@ -137,14 +137,14 @@ def test_scanner_unplugged_mid_audit_keeps_the_scans_and_counts_again_once_back(
         3,
         "replug saved",
     )
+    # A failed reopen is told once per outage; on a busy machine the reopen may find a pty at once.
     kinds = [e.data.get("kind") for e in rig.lane_events("scanner")]
-    assert kinds[kinds.index("port-lost") :][:3] == ["port-lost", "open-failed", "reconnected"]
+    outage = kinds[kinds.index("port-lost") :]
+    assert [k for k in outage if k != "open-failed"][:2] == ["port-lost", "reconnected"]
+    assert outage.count("open-failed") <= 1
     record = rig.lane.audit_let_out("Dana")
-    assert [n.split(":")[0] for n in record.notes] == [
-        "scanner port-lost",
-        "scanner open-failed",
-        "scanner reconnected",
-    ]
+    notes = [n.split(":")[0] for n in record.notes if "open-failed" not in n]
+    assert notes == ["scanner port-lost", "scanner reconnected"]
 
 
 def test_an_implausible_label_goes_to_the_audit_with_its_reason(

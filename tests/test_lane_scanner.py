@@ -80,16 +80,16 @@ def test_gate_run_opens_the_scanner_and_reports_garbage_an_unplug_and_a_replug(
         return [e["data"].get("kind") for e in lane_events(config)]
 
     wait_until(lambda: "reconnected" in kinds(), 5, "the replug on record")
-    events = lane_events(config)
+    events = [e for e in lane_events(config) if e["data"].get("kind") != "open-failed"]
     assert [e["data"].get("kind") for e in events] == [
         "connected",
         "invalid-bytes",
         None,  # the good scan, with no audit to count it in
         "too-long",
         "port-lost",
-        "open-failed",
         "reconnected",
     ]
+    assert kinds().count("open-failed") <= 1  # once per outage, not per retry
     assert events[2]["detail"] == f"scan {PEN} with no audit in progress: ignored"
     assert "byte 0xFF" in events[1]["detail"]
     assert lane.terminate() == 0
