@@ -43,6 +43,9 @@ MARKER = Path("/var/tmp/selfcheckout-install-test")  # this install was made by 
 LOCK = Path("/var/tmp/selfcheckout-install-test.lock")
 SELFCHECKOUT = layout.WRAPPER
 
+# The first test waits for the whole install (a venv built from PyPI): minutes on a busy machine.
+pytestmark = pytest.mark.timeout(900)
+
 
 def install(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     done = subprocess.run([INSTALL, *args], capture_output=True, text=True, timeout=600)
