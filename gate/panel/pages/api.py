@@ -1,6 +1,6 @@
 """For machines. `/api/health` answers without a login, so it says only how the lane is (state, problems,
 counts): no shopper, list, basket or money of anyone. `/api/status` and `/api/events`, behind a login,
-carry the last tap and the decisions."""
+carry the last tap and the decisions. The devices' readings (reader, scanner, gate I/O) are in both."""
 
 from __future__ import annotations
 
@@ -35,6 +35,10 @@ def health() -> Any:
         forwarder_running=fw["running"] if fw else None,
         payment_system_unreachable=bool(fw and fw["unreachable_streak"]),
         peers=_peers(h["peers"]),
+        # the devices' own readings: ports, counters, errors; nothing about anyone's shopping
+        reader=h["reader"],
+        scanner=h["scanner"],
+        gate_io=h["gate_io"],
     )
 
 
