@@ -121,13 +121,18 @@ class PeerLink:
         self._wake.set()
 
     def catch_up(self, timeout_s: float) -> bool:
-        """Wait until everything the stream holds now is applied here; False if not within timeout_s."""
+        """Wait until this lane reads the stream and has applied everything it holds now; False if not
+        within timeout_s. Reading first: on an empty stream "applied everything" is true at once, and a
+        pass published a moment later must still reach this lane."""
         deadline = time.monotonic() + timeout_s
         target = None
         while target is None:
             try:
-                target = self.transport.last_seq(min(1.0, max(deadline - time.monotonic(), 0.05)))
+                if self.transport.status().get("reading"):
+                    target = self.transport.last_seq(min(1.0, max(deadline - time.monotonic(), 0.05)))
             except TransportError:
+                pass
+            if target is None:
                 if time.monotonic() >= deadline:
                     self.caught_up = False
                     return False
@@ -211,9 +216,9 @@ class PeerLink:
             except (TransportError, GateError) as exc:
                 self.publish_error = str(exc)
                 log.info("peers: publish waits: %s", exc)
-                self._stop.wait(backoff)
+                self._wake.wait(backoff)  # a new pass tries again at once
                 backoff = min(backoff * 2, RETRY_MAX_S)
-                self._wake.set()  # try again after the pause
+                self._wake.set()
 
     def _publish(self, own: OwnPass) -> None:
         signed = new_record(

@@ -126,7 +126,7 @@ class LocalTransport:
         return self.bus.last_seq
 
     def status(self) -> dict[str, Any]:
-        return {"engine": "in-process", "connected": True, "server": None, "error": ""}
+        return {"engine": "in-process", "connected": True, "reading": True, "server": None, "error": ""}
 
     def close(self) -> None:
         if self._on_record is not None:
@@ -352,6 +352,7 @@ class NatsTransport:
         return {
             "engine": "nats",
             "connected": connected,
+            "reading": connected and self._sub is not None,  # our consumer of the stream exists
             "server": server,
             "stream": self.stream,
             "read_to": self._delivered,
