@@ -8,18 +8,11 @@ from pathlib import Path
 import click
 
 from gate import config as lane_config
-
-_CONFIG = click.option(
-    "--config",
-    "config_path",
-    required=True,
-    type=click.Path(path_type=Path, dir_okay=False),
-    help="The lane config file (TOML).",
-)
+from gate.lane_cli import CONFIG_OPTION
 
 
 @click.command("init")
-@_CONFIG
+@CONFIG_OPTION
 def init_command(config_path: Path) -> None:
     """Make the lane's database ([lane] database) with a new random instance id; never replaces one.
 
@@ -35,7 +28,7 @@ def init_command(config_path: Path) -> None:
 
 @click.command("backup")
 @click.argument("target", type=click.Path(path_type=Path, dir_okay=False))
-@_CONFIG
+@CONFIG_OPTION
 def backup_command(target: Path, config_path: Path) -> None:
     """Copy the lane's database to TARGET, consistent while the lane runs (SQLite's online backup)."""
     from gate.store.files import backup
@@ -47,7 +40,7 @@ def backup_command(target: Path, config_path: Path) -> None:
 
 @click.command("restore")
 @click.argument("source", type=click.Path(path_type=Path, dir_okay=False))
-@_CONFIG
+@CONFIG_OPTION
 def restore_command(source: Path, config_path: Path) -> None:
     """Put the backup SOURCE in the place of the lane's database; refused while the lane runs.
 
@@ -63,7 +56,7 @@ def restore_command(source: Path, config_path: Path) -> None:
 
 
 @click.command("prune")
-@_CONFIG
+@CONFIG_OPTION
 def prune_command(config_path: Path) -> None:
     """Prune now by [retention] (gate run also does, every prune_every_s); prints what was removed."""
     import time

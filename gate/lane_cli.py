@@ -20,7 +20,7 @@ from gate.notify import Notifier
 from gate.service import open_lane
 from gate.store import GateStore
 
-_CONFIG = click.option(
+CONFIG_OPTION = click.option(
     "--config",
     "config_path",
     required=True,
@@ -30,7 +30,7 @@ _CONFIG = click.option(
 
 
 @click.command("run")
-@_CONFIG
+@CONFIG_OPTION
 @click.option(
     "--mock-gpio", is_flag=True, help="gpiozero's MockFactory instead of the Pi's pins (bench, tests)."
 )
@@ -70,7 +70,7 @@ def run_command(config_path: Path, mock_gpio: bool, no_forward: bool, no_panel: 
 
 
 @click.command("events")
-@_CONFIG
+@CONFIG_OPTION
 @click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 10_000))
 @click.option("--json", "as_json", is_flag=True, help="One JSON object a line.")
 @click.option("--lane-events", is_flag=True, help="Also list transitions, alarms and faults.")
