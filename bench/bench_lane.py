@@ -226,11 +226,16 @@ def _process_memory(bench: Bench, taps: int = 50) -> Iterator[dict]:
         status = Path(f"/proc/{lane.pid}/status").read_text()
         peak_kib = next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmHWM:"))
     finally:
-        lane.terminate()
-        try:
-            lane.wait(10)
-        except subprocess.TimeoutExpired:
-            lane.kill()
-            lane.wait()
+        stop_lane(lane)
     yield metric("lane.process_peak_rss", peak_kib / 1024, "MiB")
     yield metric("lane.process_taps_served", served, "taps")
+
+
+def stop_lane(lane: subprocess.Popen[bytes]) -> None:
+    """SIGTERM, as systemd stops the lane; SIGKILL if it has not stopped within 10 s."""
+    lane.terminate()
+    try:
+        lane.wait(10)
+    except subprocess.TimeoutExpired:
+        lane.kill()
+        lane.wait()

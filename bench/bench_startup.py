@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from bench.bench_catalog import synthetic_catalog
+from bench.bench_lane import stop_lane
 from bench.stats import metric, percentile
 from gate import config as lane_config
 from gate.protocol.keys import SigningKey, write_public_key, write_secret_key
@@ -46,12 +47,7 @@ def _start_once(config: Path, notify_path: Path) -> float:
                 pass
             return time.perf_counter() - started
         finally:
-            lane.terminate()
-            try:
-                lane.wait(10)
-            except subprocess.TimeoutExpired:
-                lane.kill()
-                lane.wait()
+            stop_lane(lane)
 
 
 def run() -> Iterator[dict]:

@@ -8,13 +8,12 @@ panel reads its secret through the same function.
 
 from __future__ import annotations
 
-import stat
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from gate.errors import KeyFileError
-from gate.protocol.keys import read_public_key, read_secret_key
+from gate.protocol.keys import read_public_key, read_secret_key, require_private
 
 if TYPE_CHECKING:
     from gate.config import LaneConfig
@@ -59,18 +58,10 @@ def problems(config: LaneConfig) -> list[str]:
 
 
 def _private(read: Callable[[Path], object], what: str) -> Callable[[Path], object]:
-    """`read`, after refusing a file that others can read: the secret is as good as published."""
+    """`read`, after refusing a file that others can read."""
 
     def checked(path: Path) -> object:
-        try:
-            mode = path.stat().st_mode
-        except OSError as exc:
-            raise KeyFileError(f"{path}: cannot read the panel's {what}: {exc.strerror or exc}") from exc
-        if mode & (stat.S_IRWXG | stat.S_IRWXO):
-            raise KeyFileError(
-                f"{path}: the panel's {what} is readable by others (mode {stat.S_IMODE(mode):04o}); "
-                f"chmod 600 {path}"
-            )
+        require_private(path, f"the panel's {what}")
         return read(path)
 
     return checked

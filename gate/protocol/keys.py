@@ -125,16 +125,21 @@ def write_public_key(path: Path, public_key: bytes) -> None:
         raise KeyFileError(f"{path}: cannot write public key: {exc.strerror or exc}") from exc
 
 
-def read_secret_key(path: Path) -> SigningKey:
-    """Read a secret key file, refusing one that others can read."""
+def require_private(path: Path, what: str) -> None:
+    """Refuse a secret file that others can read: a copied key or secret is as good as published."""
     try:
         mode = path.stat().st_mode
     except OSError as exc:
-        raise KeyFileError(f"{path}: cannot read secret key: {exc.strerror}") from exc
+        raise KeyFileError(f"{path}: cannot read {what}: {exc.strerror or exc}") from exc
     if mode & (stat.S_IRWXG | stat.S_IRWXO):
         raise KeyFileError(
-            f"{path}: secret key is readable by others (mode {stat.S_IMODE(mode):04o}); chmod 600"
+            f"{path}: {what} is readable by others (mode {stat.S_IMODE(mode):04o}); chmod 600 {path}"
         )
+
+
+def read_secret_key(path: Path) -> SigningKey:
+    """Read a secret key file, refusing one that others can read."""
+    require_private(path, "secret key")
     return SigningKey.from_seed(_read_hex(path, 32, "secret key"))
 
 
