@@ -28,6 +28,7 @@ class Capture:
 
     reference: str
     amount: int
+    remaining: int | None = None  # what the hold still holds, when the bank says
 
 
 @dataclass(frozen=True)
@@ -50,8 +51,14 @@ class BankConnector(Protocol):
     def place_hold(self, reference: str, account: str, amount: int, currency: str) -> None:
         """Reserve amount on account under reference; placing the same reference again is a no-op."""
 
-    def capture(self, reference: str, capture_ref: str, amount: int, evidence: Evidence) -> Capture:
-        """Take amount from the hold; the same capture_ref again answers the first capture, moving nothing."""
+    def capture(
+        self, reference: str, capture_ref: str, amount: int, evidence: Evidence, *, release_rest: bool = False
+    ) -> Capture:
+        """Take amount from the hold; the same capture_ref again answers the first capture, moving nothing.
+
+        `release_rest`: a final capture; the bank releases what the hold has left in the same call (one
+        call per charge instead of two, as acquirers' final captures do). `Capture.remaining` says what
+        the hold still holds after it."""
 
     def release(self, reference: str) -> int:
         """Release whatever is still held under reference (0 if nothing, or no such hold); return it."""
@@ -85,10 +92,19 @@ class HttpBank:
     def place_hold(self, reference: str, account: str, amount: int, currency: str) -> None:
         self._call("PUT", f"/holds/{reference}", {"account": account, "amount": amount, "currency": currency})
 
-    def capture(self, reference: str, capture_ref: str, amount: int, evidence: Evidence) -> Capture:
+    def capture(
+        self, reference: str, capture_ref: str, amount: int, evidence: Evidence, *, release_rest: bool = False
+    ) -> Capture:
         body = {"reference": capture_ref, "amount": amount, "evidence": evidence.to_json()}
+        if release_rest:
+            body["release_rest"] = True
         answer = self._call("POST", f"/holds/{reference}/captures", body)
-        return Capture(reference=str(answer["capture_ref"]), amount=int(answer["amount"]))
+        remaining = answer.get("remaining")
+        return Capture(
+            reference=str(answer["capture_ref"]),
+            amount=int(answer["amount"]),
+            remaining=int(remaining) if isinstance(remaining, int) else None,
+        )
 
     def release(self, reference: str) -> int:
         answer = self._call("POST", f"/holds/{reference}/release", {})

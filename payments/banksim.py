@@ -158,6 +158,8 @@ class BankSimulator:
             _check_evidence(evidence, amount)
             hold.captured += amount
             hold.captures[capture_ref] = amount
+            if body.get("release_rest") is True:  # a final capture: what is left is released with it
+                hold.released += hold.remaining
             self._capture_log.append({"hold": reference, "reference": capture_ref, "amount": amount})
             return self._answer("capture", 201, _capture_answer(hold, capture_ref))
 

@@ -182,11 +182,12 @@ class Settlement:
 
     def _bank_one(self, row: dict[str, Any], hold: dict[str, Any]) -> _BankStep:
         step = _BankStep(row)
+        releasing = bool(row["from_hold"]) and hold["state"] == "releasing"
         if row["state"] == "capture_pending":
             evidence = _evidence(bytes(row["body"]))
             try:
                 step.captured = self.ctx.bank.capture(
-                    row["hold"], row["charge"], row["bank_planned"], evidence
+                    row["hold"], row["charge"], row["bank_planned"], evidence, release_rest=releasing
                 )
             except BankUnavailable as exc:
                 step.unavailable = exc.message
@@ -194,7 +195,9 @@ class Settlement:
             except BankDeclined as exc:  # the bank part becomes a debt; the hold is released all the same
                 step.declined = exc.message
         taken = min(step.captured.amount, row["bank_planned"]) if step.captured else 0
-        if row["from_hold"] and hold["state"] == "releasing":
+        if step.captured is not None and step.captured.remaining == 0:
+            return step  # a final capture: the bank released the rest with it
+        if releasing:
             remaining = hold["bank"] - (hold["bank_captured"] + taken) - hold["bank_released"]
             if remaining > 0:
                 try:
