@@ -1,9 +1,11 @@
 """`make demo`: the whole store on one machine, with scripted shoppers and a timeline anyone can read.
 
-Real pieces throughout: the simulated bank and the payment system on their own HTTP ports, a lane built by
-the same `open_lane` as on a Pi (gpiozero's MockFactory for the pins, the in-process NFC transport for the
-phone, or pcscd + vpcd with --vpcd), the reference phone (`phone.Phone`) on state folders, and the lane's
-forwarder settling charges over HTTP. Nothing is faked: every verdict below is the legality check's.
+Real pieces throughout: the simulated bank and the payment system on their own HTTP ports, two lanes built
+by the same `open_lane` as on a Pi (gpiozero's MockFactory for the pins, the in-process NFC transport for
+the phone, or pcscd + vpcd with --vpcd), the reference phone (`phone.Phone`) on state folders, and each
+lane's forwarder settling charges over HTTP. The two lanes tell each other about every pass over a
+nats-server started here (JetStream), or, where nats-server is not installed, over an in-process bus of
+the same records (the demo says which). Nothing is faked: every verdict below is the legality check's.
 """
 
 from __future__ import annotations
@@ -32,6 +34,8 @@ from gate.lane import TapOutcome
 from gate.legality.reasons import text_of
 from gate.money import format_amount
 from gate.panel import Accounts, PanelError, PanelServer
+from gate.peers.server import NatsServer, NatsServerError, local_nodes
+from gate.peers.transport import LocalBus, LocalTransport, Transport
 from gate.protocol.commands import INS_CHALLENGE
 from gate.protocol.documents import Signed, sign
 from gate.protocol.keys import SigningKey, write_public_key, write_secret_key
@@ -90,28 +94,30 @@ class Tally:
     denials: Counter[str] = field(default_factory=Counter)
 
 
-class Store:
-    """The running store: payment system, bank, one lane, and helpers to walk shoppers through it."""
+@dataclass
+class DemoLane:
+    """One lane of the demo store: its service, reader and pins."""
 
-    def __init__(
-        self,
-        folder: Path,
-        stack: LocalStack,
-        service: LaneService,
-        reader: Any,
-        pins: MockFactory,
-        say: Timeline,
-    ) -> None:
+    service: LaneService
+    reader: Any
+    pins: MockFactory
+
+
+class Store:
+    """The running store: payment system, bank, two lanes, and helpers to walk shoppers through them."""
+
+    def __init__(self, folder: Path, stack: LocalStack, lanes: list[DemoLane], say: Timeline) -> None:
         self.folder = folder
         self.stack = stack
-        self.service = service
-        self.reader = reader
-        self.pins = pins
+        self.lanes = lanes
+        self.service = lanes[0].service
+        self.reader = lanes[0].reader
+        self.pins = lanes[0].pins
         self.say = say
         self.tally = Tally()
-        cfg = service.config
-        self.beam = pins.pin(cfg.gpio.beam_pin)
-        self.fire = pins.pin(cfg.gpio.fire_alarm_pin)
+        cfg = self.service.config
+        self.beam = self.pins.pin(cfg.gpio.beam_pin)
+        self.fire = self.pins.pin(cfg.gpio.fire_alarm_pin)
 
     def money(self, amount: int) -> str:
         return format_amount(amount, CURRENCY)
@@ -144,27 +150,31 @@ class Store:
                 + ("; goes on" if result.remaining >= 0 else "; over the hold!"),
             )
 
-    def present(self, name: str, handler: Any) -> TapOutcome | None:
-        """Put a phone (any card handler) on the reader until the gate decided; print what it decided."""
-        before = self.service.lane.last_outcome
-        self.reader.place(handler)
-        decided = self._wait(lambda: self.service.lane.last_outcome is not before, 5.0)
-        self.reader.lift()
-        outcome = self.service.lane.last_outcome
+    def present(self, name: str, handler: Any, lane: int = 0) -> TapOutcome | None:
+        """Put a phone (any card handler) on a lane's reader until the gate decided; print what it decided."""
+        service, reader = self.lanes[lane].service, self.lanes[lane].reader
+        before = service.lane.last_outcome
+        reader.place(handler)
+        decided = self._wait(lambda: service.lane.last_outcome is not before, 5.0)
+        reader.lift()
+        outcome = service.lane.last_outcome
+        gate = service.config.lane.gate_id
         if not decided or outcome is None:
-            self.say(name, "no answer from the gate")
+            self.say(gate, "no answer from the gate")
             return None
         self.tally.verdicts[outcome.verdict] += 1
         codes = outcome.decision.codes if outcome.verdict != "pass" else ()
         self.tally.denials.update(codes)
         reasons = f": {'; '.join(f'{text_of(c)} ({c})' for c in codes)}" if codes else ""
         steps = ", ".join(f"{k} {v * 1000:.1f} ms" for k, v in outcome.timings.items())
-        self.say("gate", f"{name}: {outcome.verdict.upper()}{reasons} ({steps})")
+        self.say(gate, f"{name}: {outcome.verdict.upper()}{reasons} ({steps})")
         return outcome
 
-    def tap(self, name: str, card: ExitCard, *, walk_through: bool = True, handler: Any = None) -> None:
-        """A shopper's phone on the reader; it verifies the gate's receipt, then they walk through."""
-        outcome = self.present(f"{name}'s phone", handler or card)
+    def tap(
+        self, name: str, card: ExitCard, *, walk_through: bool = True, handler: Any = None, lane: int = 0
+    ) -> None:
+        """A shopper's phone on a lane's reader; it verifies the gate's receipt, then they walk through."""
+        outcome = self.present(f"{name}'s phone", handler or card, lane)
         if outcome is None:
             return
         if card.wait(2.0) and card.receipt is not None:
@@ -172,16 +182,24 @@ class Store:
         else:
             self.say(name, f"phone refused the gate's receipt ({card.refused or 'none came'})")
         if outcome.opened and walk_through:
-            self.beam.drive_high()
+            service, pins = self.lanes[lane].service, self.lanes[lane].pins
+            beam = pins.pin(service.config.gpio.beam_pin)
+            beam.drive_high()
             time.sleep(0.05)
-            self.beam.drive_low()
-            self._wait(lambda: self.service.lane.state == "idle", 3.0)
-            self.say("gate", f"{name} walked through; gate secured")
+            beam.drive_low()
+            self._wait(lambda: service.lane.state == "idle", 3.0)
+            self.say(service.config.lane.gate_id, f"{name} walked through; gate secured")
+
+    def backlog(self) -> tuple[int, int]:
+        """Charges not yet settled at every lane: (count, amount)."""
+        backlogs = [lane.service.store.outbox_backlog() for lane in self.lanes]
+        return sum(b.count for b in backlogs), sum(b.amount for b in backlogs)
 
     def settle(self, timeout_s: float = 15.0) -> None:
-        if self.service.forwarder is not None:
-            self.service.forwarder.notify()
-        self._wait(lambda: self.service.store.outbox_backlog().count == 0, timeout_s)
+        for lane in self.lanes:
+            if lane.service.forwarder is not None:
+                lane.service.forwarder.notify()
+        self._wait(lambda: self.backlog()[0] == 0, timeout_s)
 
     @staticmethod
     def _wait(ready: Callable[[], bool], timeout_s: float) -> bool:
@@ -235,6 +253,27 @@ class Eavesdropper:
 
 
 @contextmanager
+def peers_transports(folder: Path, say: Timeline, count: int) -> Iterator[tuple[list[Transport | None], Any]]:
+    """What carries the lanes' pass records: a nats-server node when installed, else an in-process bus.
+
+    With NATS the lanes' configs name the node ([peers] servers) and open_lane connects; the bus is
+    handed to open_lane as a transport of each lane's own."""
+    try:
+        node = NatsServer(folder / "nats", local_nodes(1)[0])
+        node.start()
+    except NatsServerError as exc:
+        say("store", f"{exc}: the lanes share their passes over an in-process bus instead (same records)")
+        bus = LocalBus()
+        yield [LocalTransport(bus) for _ in range(count)], None
+        return
+    try:
+        say("store", f"nats-server (JetStream) at {node.url}: the lanes share every pass through it")
+        yield [None] * count, {"servers": [node.url], "replicas": 1}
+    finally:
+        node.stop()
+
+
+@contextmanager
 def open_store(folder: Path, say: Timeline, *, vpcd: bool = False) -> Iterator[Store]:
     with ExitStack() as stack:
         # The payment system signs the lane's GS1 layouts into its feed: the phones split labels as it does.
@@ -257,39 +296,53 @@ def open_store(folder: Path, say: Timeline, *, vpcd: bool = False) -> Iterator[S
         ]
         version = ps.admin("POST", "/v1/catalog/prices", json={"items": items})["version"]
         say("store", f"catalog of {len(items)} products published (feed version {version})")
-        keys = folder / "keys"
-        gate_key = SigningKey.generate()
-        write_secret_key(keys / "gate.key", gate_key)
-        write_public_key(keys / "ps.pub", ps.key.public_key)
-        ps.admin("POST", "/v1/gates", json={"gate": "gate-01", "public_key": gate_key.public_key.hex()})
-        (folder / "lane.toml").write_text(
-            lane_config_text(
-                database=folder / "gate.db", gate_key=keys / "gate.key", ps_key=keys / "ps.pub", ps_url=ps.url
+        write_public_key(folder / "keys" / "ps.pub", ps.key.public_key)
+        gates = ("gate-01", "gate-02")
+        gate_keys = {gate: SigningKey.generate() for gate in gates}
+        for gate, key in gate_keys.items():  # both enrolled first: each lane's feed lists the other's key
+            write_secret_key(folder / "keys" / f"{gate}.key", key)
+            ps.admin("POST", "/v1/gates", json={"gate": gate, "public_key": key.public_key.hex()})
+        transports, peers = stack.enter_context(peers_transports(folder, say, len(gates)))
+        lanes = []
+        for i, gate in enumerate(gates):
+            lane_folder = folder / gate
+            lane_folder.mkdir()
+            (lane_folder / "lane.toml").write_text(
+                lane_config_text(
+                    database=lane_folder / "gate.db",
+                    gate_key=folder / "keys" / f"{gate}.key",
+                    ps_key=folder / "keys" / "ps.pub",
+                    ps_url=ps.url,
+                    lane={"gate_id": gate},
+                    **({"peers": peers} if peers else {}),
+                )
             )
-        )
-        cfg = lane_config.load(folder / "lane.toml")
-        init_database(cfg.lane.database)
-        pins = MockFactory()
-        if vpcd:
-            reader = None  # open_lane opens the PC/SC reader named in the config
-            cfg = dataclasses.replace(
-                cfg, reader=dataclasses.replace(cfg.reader, name_pattern="Virtual PCD 00 00")
+            cfg = lane_config.load(lane_folder / "lane.toml")
+            init_database(cfg.lane.database)
+            pins = MockFactory()
+            if vpcd:
+                reader = None  # open_lane opens the PC/SC reader named in the config
+                name = "Virtual PCD 00 00" if i == 0 else "Virtual PCD 00 01"
+                cfg = dataclasses.replace(cfg, reader=dataclasses.replace(cfg.reader, name_pattern=name))
+            else:
+                reader = stack.enter_context(InProcessReader())
+            service = stack.enter_context(
+                open_lane(cfg, reader=reader, pin_factory=pins, peers_transport=transports[i])
             )
-        else:
-            reader = stack.enter_context(InProcessReader())
-        service = stack.enter_context(open_lane(cfg, reader=reader, pin_factory=pins))
-        result = service.forwarder.sync_once() if service.forwarder else None
-        say(
-            "gate",
-            f"gate-01 up ({cfg.gpio.fail_mode}, locked); enrolled at the payment system with key "
-            f"{gate_key.key_id}; catalog synced{f' to version {result.version}' if result else ''}",
-        )
-        stop = threading.Event()
-        thread = threading.Thread(target=service.lane.run, args=(stop, 0.05), name="lane", daemon=True)
-        thread.start()
-        stack.callback(thread.join, 5)
-        stack.callback(stop.set)
-        yield Store(folder, ps, service, service.reader, pins, say)
+            result = service.forwarder.sync_once() if service.forwarder else None
+            say(
+                gate,
+                f"up ({cfg.gpio.fail_mode}, locked); enrolled at the payment system with key "
+                f"{gate_keys[gate].key_id}; catalog and the store's gate keys synced"
+                f"{f' to version {result.version}' if result else ''}",
+            )
+            stop = threading.Event()
+            thread = threading.Thread(target=service.lane.run, args=(stop, 0.05), name=gate, daemon=True)
+            thread.start()
+            stack.callback(thread.join, 5)
+            stack.callback(stop.set)
+            lanes.append(DemoLane(service, service.reader, pins))
+        yield Store(folder, ps, lanes, say)
 
 
 def scenarios(s: Store) -> None:
@@ -341,20 +394,26 @@ def scenarios(s: Store) -> None:
     say.section("5. The payment system goes offline; shoppers keep leaving")
     carol = s.shopper("carol", top_up=1000, estimate=2500)
     dave = s.shopper("dave", top_up=0, estimate=1500)
+    frank = s.shopper("frank", top_up=0, estimate=2000)
     s.shop(carol, "carol", ["5000112637922", "7622210449283"])
     s.shop(dave, "dave", ["8712345678906", "4006381333931"])
-    carol.confirm()
-    dave.confirm()
+    s.shop(frank, "frank", ["5000112637922", "4006381333931"])
+    for phone in (carol, dave, frank):
+        phone.confirm()
     s.stack.down()
     say("store", "payment system OFFLINE")
     s.tap("carol", carol.card())
-    s.tap("dave", dave.card())
-    time.sleep(0.5)
-    backlog = s.service.store.outbox_backlog()
+    s.tap("dave", dave.card(), lane=1)
+    say.section("6. Still offline: a cloned phone tries the other lane")
+    s.tap("frank", frank.card())
+    clone = frank.card()  # a second phone holding frank's key and list
+    say("mallory", "a cloned phone with frank's key and signed list, at gate-02 a moment later")
+    s.tap("frank-clone", clone, lane=1)
+    count, amount = s.backlog()
     say(
-        "gate",
-        f"{backlog.count} charge(s) waiting in the outbox ({s.money(backlog.amount)}); the lane kept "
-        "deciding offline",
+        "store",
+        f"{count} charge(s) waiting in the lanes' outboxes ({s.money(amount)}); both lanes kept deciding "
+        "offline and told each other every pass",
     )
     s.stack.up()
     say("store", "payment system back ONLINE")
@@ -363,7 +422,7 @@ def scenarios(s: Store) -> None:
     s.notice(carol, "carol")
     s.notice(dave, "dave")
 
-    say.section("6. Fire alarm: the gate opens and holds open, taps are answered 'emergency'")
+    say.section("7. Fire alarm: the gate opens and holds open, taps are answered 'emergency'")
     erin = s.shopper("erin", top_up=0, estimate=1000)
     s.shop(erin, "erin", ["8712345678906"])
     erin.confirm()
@@ -379,14 +438,14 @@ def scenarios(s: Store) -> None:
 
 def kiosk_scenario(s: Store, kiosk: DemoKiosk) -> None:
     say = s.say
-    say.section("7. At the kiosk: scan there, confirm and sign on the phone, leave through the gate")
+    say.section("8. At the kiosk: scan there, confirm and sign on the phone, leave through the gate")
     say("kiosk", f"kiosk-01 screen at {kiosk.url}")
-    frank = s.shopper("frank", top_up=1000, estimate=2000)
+    grace = s.shopper("grace", top_up=1000, estimate=2000)
     codes = ["8712345678906", "4006381333931", GOUDA_412G, "8712345678906"]
-    if kiosk_shopper(kiosk, frank, "frank", codes, say, s.money):
-        s.tap("frank", frank.card())
+    if kiosk_shopper(kiosk, grace, "grace", codes, say, s.money):
+        s.tap("grace", grace.card())
         s.settle()
-        s.notice(frank, "frank")
+        s.notice(grace, "grace")
 
 
 def summary(s: Store) -> bool:
@@ -394,20 +453,20 @@ def summary(s: Store) -> bool:
     moved all agree."""
     s.settle()
     report = s.stack.reconcile()
-    events = s.service.store.recent_events(1000)
+    events = [e for lane in s.lanes for e in lane.service.store.recent_events(1000)]
     passes = [e for e in events if e.verdict == "pass"]
     gate_total = sum(e.total for e in passes)
     charges = report["charges"]
     money = report["money"]
     moved = money["stored_value"] + money["bank"] + money["debt"]
     rows = [
-        ("passes at the gate", str(len(passes)), s.money(gate_total)),
+        ("passes at the gates", str(len(passes)), s.money(gate_total)),
         ("charges at the payment system", str(charges["count"]), s.money(charges["amount"])),
         ("charges settled", str(charges["settled"]), s.money(charges["settled_amount"])),
         ("  from stored value", "", s.money(money["stored_value"])),
         ("  from the bank", "", s.money(money["bank"])),
         ("  as debt", "", s.money(money["debt"])),
-        ("unforwarded at the gate", str(s.service.store.outbox_backlog().count), ""),
+        ("unforwarded at the gates", str(s.backlog()[0]), ""),
     ]
     for verdict, n in sorted(s.tally.verdicts.items()):
         rows.append((f"receipts '{verdict}'", str(n), ""))
@@ -495,7 +554,7 @@ def serve_panel(store: Store, echo: Callable[[str], None]) -> Iterator[PanelServ
     help="Keep the store's databases and phones in this folder (default: a temporary one).",
 )
 def demo_command(serve: bool, vpcd: bool, state: Path | None) -> None:
-    """The whole store on one machine: bank, payment system, one lane, scripted shoppers, a timeline."""
+    """The whole store on one machine: bank, payment system, two lanes, scripted shoppers, a timeline."""
     if state is not None:
         # The script enrols its shoppers and gate afresh and balances its own charges: on a folder that
         # holds a previous run, it would meet that run's phones and payments.

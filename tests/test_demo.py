@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import signal
 import subprocess
@@ -15,42 +16,56 @@ from playwright.sync_api import expect
 from tests.fixtures.panel import browser_login, new_page
 
 
-def test_demo_runs_every_scenario_and_its_summary_balances(tmp_path: Path) -> None:
+def demo(folder: Path, env: dict[str, str] | None = None) -> str:
     done = subprocess.run(
-        [sys.executable, "-m", "selfcheckout", "demo", "--state", str(tmp_path / "store")],
+        [sys.executable, "-m", "selfcheckout", "demo", "--state", str(folder)],
         capture_output=True,
         text=True,
         timeout=120,
+        env=env,
     )
     assert done.returncode == 0, done.stdout + done.stderr
-    out = done.stdout
     assert done.stderr == ""
-    verdicts = re.findall(r"gate +(\w+)'s phone: (\w+)(?:: (.*?))? \(nfc_read", out)
-    assert [
-        (who, verdict, set(re.findall(r"\(([a-z_]+)\)", reasons))) for who, verdict, reasons in verdicts
-    ] == [
-        ("alice", "PASS", set()),
-        ("mallory", "DENY", {"list_signature", "price_mismatch"}),
-        ("bob", "DENY", {"over_guarantee"}),
-        ("carol", "PASS", set()),
-        ("dave", "PASS", set()),
-        ("erin", "EMERGENCY", set()),
-        ("frank", "PASS", set()),
+    return done.stdout
+
+
+def verdicts(out: str) -> list[tuple[str, str, str, set[str]]]:
+    """(gate, whose phone, verdict, reason codes) of every tap, in order."""
+    found = re.findall(r"(gate-0\d) +([\w-]+)'s phone: (\w+)(?:: (.*?))? \(nfc_read", out)
+    return [
+        (gate, who, verdict, set(re.findall(r"\(([a-z_]+)\)", reasons)))
+        for gate, who, verdict, reasons in found
+    ]
+
+
+def test_demo_runs_every_scenario_and_its_summary_balances(tmp_path: Path) -> None:
+    out = demo(tmp_path / "store")
+    assert "nats-server (JetStream) at nats://127.0.0.1:" in out
+    assert verdicts(out) == [
+        ("gate-01", "alice", "PASS", set()),
+        ("gate-01", "mallory", "DENY", {"list_signature", "price_mismatch"}),
+        ("gate-01", "bob", "DENY", {"over_guarantee"}),
+        ("gate-01", "carol", "PASS", set()),
+        ("gate-02", "dave", "PASS", set()),
+        ("gate-01", "frank", "PASS", set()),
+        ("gate-02", "frank-clone", "DENY", {"list_used"}),  # the payment system is down meanwhile
+        ("gate-01", "erin", "EMERGENCY", set()),
+        ("gate-01", "grace", "PASS", set()),  # her list was built at the kiosk
     ]
     assert re.search(r"replayed presentation: DENY: .*answer_wrong_nonce", out)
     assert "DENY: The total is more than your hold. Remove something or ask for a larger hold." in out
     assert "bob       phone refuses to sign: the total 5.67 EUR is over the hold of 5.00 EUR" in out
-    assert re.search(r"2 charge\(s\) waiting in the outbox \(6\.86 EUR\)", out)
+    assert re.search(r"3 charge\(s\) waiting in the lanes' outboxes \(10\.04 EUR\)", out)
     notices = re.findall(
         r"(\w+) +deduction notice verified: ([\d.]+) EUR = ([\d.]+) EUR stored value \+ ([\d.]+) EUR bank",
         out,
     )
-    assert [n[0] for n in notices] == ["alice", "carol", "dave", "frank"]
+    assert [n[0] for n in notices] == ["alice", "carol", "dave", "grace"]
     for _, total, stored, bank in notices:
         assert round(float(stored) * 100) + round(float(bank) * 100) == round(float(total) * 100)
     # The kiosk shopper: the first tap reads the hold, each scan is a line, the finishing tap is signed.
-    kiosk = out[out.index("== 7. At the kiosk") : out.index("== Summary")]
-    assert "kiosk     frank taps the phone: hold 20.00 EUR read and shown" in kiosk
+    kiosk = out[out.index("== 8. At the kiosk") : out.index("== Summary")]
+    assert "kiosk     grace taps the phone: hold 20.00 EUR read and shown" in kiosk
     scans = re.findall(r"kiosk     scan (\d+): (.+?) +total ([\d.]+) EUR of 20.00 EUR", kiosk)
     assert [(code, total) for code, _, total in scans] == [
         ("8712345678906", "1.19"), ("4006381333931", "2.48"),
@@ -58,23 +73,25 @@ def test_demo_runs_every_scenario_and_its_summary_balances(tmp_path: Path) -> No
     ]  # fmt: skip
     assert scans[-1][1] == "Milk 1 l x2 2.38 EUR"
     assert (
-        "frank     phone shows the kiosk's list "
+        "grace     phone shows the kiosk's list "
         "(2 x Milk 1 l, 1 x Stabilo pen, 1 x Gouda (per kg): 10.22 EUR)" in kiosk
     )
-    assert "kiosk     frank's signed list verified (10.22 EUR): walk to the exit" in kiosk
+    assert "kiosk     grace's signed list verified (10.22 EUR): walk to the exit" in kiosk
     summary = out[out.index("== Summary") :]
     rows = {
         m[0].strip(): m[1:] for m in re.findall(r"^  (.+?)\s{2,}(\d*)\s+([\d.]+ EUR|yes|NO)?$", summary, re.M)
     }
-    assert rows["passes at the gate"] == ("4", "28.60 EUR")
-    assert rows["charges at the payment system"] == ("4", "28.60 EUR")
-    assert rows["charges settled"] == ("4", "28.60 EUR")
-    assert rows["unforwarded at the gate"][0] == "0"
+    assert rows["passes at the gates"] == ("5", "31.78 EUR")
+    assert rows["charges at the payment system"] == ("5", "31.78 EUR")
+    assert rows["charges settled"] == ("5", "31.78 EUR")
+    assert rows["unforwarded at the gates"][0] == "0"
     assert "balanced                       yes\n" in summary
     assert summary.rstrip().endswith(
         "  price_mismatch: A price has changed. Refresh the catalog, scan the item again and confirm."
     )
-    assert (tmp_path / "store" / "gate.db").exists() and (tmp_path / "store" / "payments.db").exists()
+    store = tmp_path / "store"
+    assert (store / "gate-01" / "gate.db").exists() and (store / "gate-02" / "gate.db").exists()
+    assert (store / "payments.db").exists()
 
 
 @pytest.mark.browser
@@ -115,3 +132,11 @@ def test_demo_serve_keeps_the_store_running_with_the_lanes_panel(
             demo.wait()
         if demo.stdout is not None:
             demo.stdout.close()
+
+
+def test_without_nats_server_the_demo_says_so_and_the_lanes_share_passes_in_process(tmp_path: Path) -> None:
+    path = [p for p in os.environ["PATH"].split(os.pathsep) if not (Path(p) / "nats-server").exists()]
+    out = demo(tmp_path / "store", {**os.environ, "PATH": os.pathsep.join(path)})
+    assert "nats-server is not installed" in out and "in-process bus instead" in out
+    assert ("gate-02", "frank-clone", "DENY", {"list_used"}) in verdicts(out)
+    assert "balanced                       yes\n" in out
