@@ -14,15 +14,7 @@ the WAL is on disk. `record_pass` writes the facts of a pass (list used, hold co
 charge, the record for the other lanes) in ONE `BEGIN IMMEDIATE` transaction: after a power cut either all
 are there or none, and the lane opens the gate only after `record_pass` returned.
 
-Threads. The lane thread and the forwarder thread each get their own connection (one per thread, opened
-on first use): with WAL the lane's reads never wait for the forwarder, and writers queue on SQLite's own
-lock (busy timeout 5 s). An in-memory store (":memory:", for tests and tools) cannot be shared that way, so
-there every thread uses the one connection under a lock.
-
-Checkpoints. SQLite's automatic WAL checkpoint would run inside whichever commit crosses 1000 pages, now and
-then adding milliseconds to a pass. It is off; the forwarder thread's writes (settling, retrying, the feed)
-checkpoint every CHECKPOINT_EVERY commits instead, off the lane's path. Should the forwarder stall, the lane
-checkpoints itself once LANE_CHECKPOINT_AFTER commits are waiting, so the WAL stays bounded.
+Connections, threads and WAL checkpoints: see `database`.
 """
 
 from __future__ import annotations
