@@ -17,6 +17,7 @@ from gate.doctor import check_running_lane
 from gate.store import GateStore
 from gate.store import migrations as store_migrations
 from tests.fixtures.lane import LaneProcess, NotifySocket, free_port, write_lane_files
+from tests.fixtures.standins import Pcscd
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
@@ -84,7 +85,9 @@ def test_gate_init_makes_a_database_once_with_its_own_instance_id(
         assert len(instance) == 32 and other.instance_id() != instance
 
 
-def test_backup_while_the_lane_runs_and_restore_once_it_stopped(lane_files: Path, tmp_path: Path) -> None:
+def test_backup_while_the_lane_runs_and_restore_once_it_stopped(
+    lane_files: Path, tmp_path: Path, pcscd: Pcscd
+) -> None:
     database = lane_files.parent / "gate.db"
     notify = NotifySocket()
     lane = LaneProcess(lane_files, notify, tmp_path / "lane.log")

@@ -16,7 +16,7 @@ INITIAL = False
 def test_a_locked_database_fails_the_tap_and_the_lane_goes_on(lane_rig: Callable[..., LaneRig]) -> None:
     rig = lane_rig()
     phone = rig.shop.exit_card()
-    blocker = sqlite3.connect(rig.folder / "gate.db", timeout=0, isolation_level=None)
+    blocker = sqlite3.connect(rig.folder / "gate.db", timeout=5, isolation_level=None)
     try:
         blocker.execute("BEGIN EXCLUSIVE")  # another process holds the write lock past the busy timeout
         rig.hand.place(phone)
