@@ -3,30 +3,49 @@
 This package is the composition root of the whole store. Each component keeps its own click groups
 (`gate.cli`, `payments.cli`, `phone.cli`); only this module gathers them, so the gate never imports the phone
 or the payment system. Every package's own errors, and the hardware's, become one-line messages here.
+
+The groups are imported when a command line names them, not when the root loads: a lane's `gate run` lives
+for months next to a nats-server node within a memory budget, and the kiosk's, payment system's, phone's and
+demo's modules (several megabytes resident, and most of a second of start-up) are nothing it ever runs.
 """
 
 from __future__ import annotations
 
+import importlib
 import sys
 
 import click
 
 from drivers.errors import DriverError
-from gate.cli import config as config_group
-from gate.cli import doctor_command
-from gate.cli import gate as gate_group
 from gate.errors import GateError
-from gate.panel.cli import panel as panel_group
-from kiosk.cli import kiosk_group
 from kiosk.errors import KioskError
-from payments.cli import group as payments_group
-from phone.cli import phone_group
 from phone.errors import PhoneError
-from selfcheckout.demo import demo_command
+
+# command name -> (module, attribute) of the click command it stands for
+_COMMANDS: dict[str, tuple[str, str]] = {
+    "config": ("gate.cli", "config"),
+    "demo": ("selfcheckout.demo", "demo_command"),
+    "doctor": ("gate.cli", "doctor_command"),
+    "gate": ("gate.cli", "gate"),
+    "kiosk": ("kiosk.cli", "kiosk_group"),
+    "panel": ("gate.panel.cli", "panel"),
+    "payments": ("payments.cli", "group"),
+    "phone": ("phone.cli", "phone_group"),
+}
 
 
 class _Root(click.Group):
-    """Turn any of the project's own errors, and the hardware's, into a one-line message and exit status 1."""
+    """Load each group on first use, and turn any of the project's own errors, and the hardware's, into a
+    one-line message and exit status 1."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(_COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in _COMMANDS:
+            return None
+        module, attribute = _COMMANDS[cmd_name]
+        return getattr(importlib.import_module(module), attribute)
 
     def invoke(self, ctx: click.Context):  # type: ignore[override]
         try:
@@ -40,15 +59,6 @@ class _Root(click.Group):
 def main() -> None:
     """Exit-lane controller for self-checkout: signed lists checked at the gate, charged later."""
 
-
-main.add_command(config_group, "config")
-main.add_command(gate_group, "gate")
-main.add_command(kiosk_group, "kiosk")
-main.add_command(panel_group, "panel")
-main.add_command(payments_group, "payments")
-main.add_command(phone_group, "phone")
-main.add_command(demo_command)
-main.add_command(doctor_command)
 
 if __name__ == "__main__":
     sys.exit(main())

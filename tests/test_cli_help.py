@@ -10,8 +10,11 @@ from selfcheckout.cli import main
 
 
 def _commands(group: click.Group, path: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    # list_commands/get_command, as click itself resolves a command line (the root loads its groups lazily)
+    ctx = click.Context(group)
     found = [path]
-    for name, command in group.commands.items():
+    for name in group.list_commands(ctx):
+        command = group.get_command(ctx, name)
         if isinstance(command, click.Group):
             found += _commands(command, (*path, name))
         else:
