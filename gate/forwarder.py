@@ -19,7 +19,8 @@ is the one place an answer becomes an outbox state:
 | anything else: 5xx, a 4xx without a signed refusal (a  | retry later | it may pass next time: back off     |
 | proxy, a captive portal), timeout, refused, garbage    |             |                                     |
 
-An accepted charge's notice is pulled in batches (`POST /v1/notices`) until it arrives.
+An accepted charge's notice is pulled in batches (`POST /v1/notices`) until it arrives; the pull is signed
+with this gate's key (a notice tells how a shopper's money moved), and answers only this gate's charges.
 
 Backoff is exponential with full jitter: after the n-th failed attempt of a charge the next one is due a
 uniformly random time in [0, min(cap, base * 2**n)]. The same rule pauses sending after a round in which
@@ -47,7 +48,8 @@ from gate.errors import GateError, ProtocolError
 from gate.http import environment_session
 from gate.protocol.documents import ChargeRefusal, DeductionNotice, open_signed
 from gate.protocol.feed import Gs1Entry
-from gate.protocol.keys import TrustedKeys
+from gate.protocol.keys import SigningKey, TrustedKeys, read_secret_key
+from gate.protocol.notice_request import gate_notices_message
 from gate.store import GateStore, OutboxEntry
 from gate.sync import SyncError, SyncResult, sync_feed
 
@@ -158,6 +160,8 @@ class Forwarder:
         clock: Callable[[], float] = time.time,
         session: requests.Session | None = None,
         gs1: tuple[Gs1Entry, ...] | None = None,
+        gate_id: str | None = None,
+        gate_key: SigningKey | None = None,
     ) -> None:
         if backoff_cap_s < backoff_base_s or backoff_base_s <= 0:
             raise ValueError("backoff needs 0 < base <= cap")
@@ -165,6 +169,10 @@ class Forwarder:
         self.url = url.rstrip("/")
         self.trusted = trusted
         self.store_id = store_id
+        # Notices are pulled signed by this gate (they tell how shoppers' money moved); without the key
+        # the forwarder still sends charges, and the pull says why it cannot be made.
+        self.gate_id = gate_id
+        self.gate_key = gate_key
         self.timeout_s = timeout_s
         self.backoff_base_s = backoff_base_s
         self.backoff_cap_s = backoff_cap_s
@@ -199,6 +207,8 @@ class Forwarder:
             "url": config.payments.url,
             "trusted": TrustedKeys.from_files(config.payments.public_key_files),
             "store_id": config.lane.store_id,
+            "gate_id": config.lane.gate_id,
+            "gate_key": read_secret_key(config.lane.gate_key_file),
             "timeout_s": config.payments.timeout_s,
             "backoff_base_s": config.forwarder.backoff_base_ms / 1000,
             "backoff_cap_s": config.forwarder.backoff_cap_ms / 1000,
@@ -286,14 +296,20 @@ class Forwarder:
         waiting = self.store.outbox_awaiting_notice(NOTICE_BATCH)
         if not waiting:
             return 0
-        body = {"charges": [c.hex() for c in waiting]}
+        if self.gate_key is None or self.gate_id is None:
+            raise SyncError("notices: no gate id and key to sign the pull with")
+        charges = [c.hex() for c in waiting]
+        at = int(self.clock())
+        signature = self.gate_key.sign(gate_notices_message(self.store_id, self.gate_id, charges, at))
+        body = {"gate": self.gate_id, "at": at, "signature": signature.hex(), "charges": charges}
         try:
             response = self.session.post(self.url + "/v1/notices", json=body, timeout=self.timeout_s)
             found = response.json()["notices"] if response.status_code == 200 else None
         except (requests.RequestException, ValueError, KeyError, TypeError) as exc:
             raise SyncError(f"notices: the payment system did not answer ({type(exc).__name__})") from exc
         if not isinstance(found, list):
-            raise SyncError(f"notices: the payment system answered {response.status_code}")
+            code, message = _error_of(response)
+            raise SyncError(f"notices: the payment system answered {response.status_code} {code}: {message}")
         wanted = set(waiting)
         settled = []
         for item in found:
@@ -508,6 +524,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--url", required=True)
     parser.add_argument("--trust", required=True, action="append", type=Path, help="PS public key file")
     parser.add_argument("--store", required=True)
+    parser.add_argument("--gate", help="this gate's id, to sign notice pulls with --gate-key")
+    parser.add_argument("--gate-key", type=Path, help="this gate's secret key file")
     parser.add_argument("--base-ms", type=int, default=500)
     parser.add_argument("--cap-ms", type=int, default=60_000)
     parser.add_argument("--timeout", type=float, default=5.0)
@@ -524,6 +542,8 @@ def main(argv: list[str] | None = None) -> int:
             url=args.url,
             trusted=TrustedKeys.from_files(args.trust),
             store_id=args.store,
+            gate_id=args.gate,
+            gate_key=read_secret_key(args.gate_key) if args.gate_key else None,
             timeout_s=args.timeout,
             backoff_base_s=args.base_ms / 1000,
             backoff_cap_s=args.cap_ms / 1000,

@@ -7,7 +7,9 @@ Who may call what:
 - phones: POST /v1/holds (signed by the shopper's key), GET /v1/holds/<id> (the random id is the
   capability), GET /v1/notices/<charge id> (a request signed by the charge's shopper, or the admin token:
   payments/notice_access.py);
-- gates: POST /v1/charges (signed by an enrolled gate key), GET /v1/feed (the answer is signed);
+- gates: POST /v1/charges (signed by an enrolled gate key), POST /v1/notices and
+  POST /v1/gates/<gate>/recovery (the request signed by the gate's enrolled key: payments/gate_auth.py),
+  GET /v1/feed (the answer is signed);
 - the store's back office: everything under admin, with `Authorization: Bearer <admin token>`.
 """
 
@@ -142,10 +144,12 @@ def create_app(config: PaymentsConfig, *, system: PaymentSystem | None = None) -
 
     @app.post("/v1/notices")
     def post_notices():
-        ids = body().get("charges")
+        # Not an admin call: the gate's own signature over the pull authenticates it (notice_access).
+        data = body()
+        ids = data.get("charges")
         if not isinstance(ids, list) or not 0 < len(ids) <= config.max_batch:
             raise BadRequest(f"charges must be a list of 1..{config.max_batch} charge ids")
-        return jsonify(notices=system.notices([charge_id(c, "charges[]") for c in ids]))
+        return jsonify(notices=system.notices(data, [charge_id(c, "charges[]") for c in ids]))
 
     @app.get("/v1/feed")
     def get_feed():

@@ -12,11 +12,10 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from gate.errors import SignatureError
-from gate.protocol.keys import verify
 from gate.recovery import RECOVERY_WINDOW_S, recovery_message
 from payments.context import Context
-from payments.errors import BadRequest, Forbidden, NotFound, Unauthorized
+from payments.errors import BadRequest
+from payments.gate_auth import check_gate_signature, signed_fields
 from payments.wire import b64
 
 MAX_PAGE = 1000
@@ -54,32 +53,14 @@ class Recovery:
     def charges_of(self, gate: str, data: dict[str, Any]) -> dict[str, Any]:
         instance, at, signature = data.get("instance"), data.get("at"), data.get("signature")
         after, limit = data.get("after") or "", data.get("limit", MAX_PAGE)
-        if not isinstance(at, int) or isinstance(at, bool):
-            raise BadRequest("at must be the unix time the gate signed the request at")
-        if not isinstance(signature, str) or not re.fullmatch(r"[0-9a-f]{128}", signature):
-            raise BadRequest("signature must be 128 lowercase hex digits")
+        at, signed = signed_fields(at, signature)
         if not isinstance(after, str) or (after and not _CHARGE_ID.fullmatch(after)):
             raise BadRequest("after must be a charge id (32 hex digits) or empty")
         if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= MAX_PAGE:
             raise BadRequest(f"limit must be 1-{MAX_PAGE}")
         check_instance(instance)
-        row = self.ctx.db.one("SELECT * FROM gates WHERE gate = ?", [gate])
-        if row is None:
-            raise NotFound(f"no gate {gate}")
-        if not row["active"]:
-            raise Forbidden(f"gate {gate} is revoked", code="gate_revoked")
-        if abs(self.ctx.now() - at) > RECOVERY_WINDOW_S:
-            raise Unauthorized(
-                f"the request was signed at {at}, more than {RECOVERY_WINDOW_S} s from now: check the clocks",
-                code="stale_request",
-            )
         message = recovery_message(self.ctx.config.store_id, gate, instance, at)
-        try:
-            verify(bytes(row["public_key"]), message, bytes.fromhex(signature))
-        except SignatureError as exc:
-            raise Unauthorized(
-                f"the request is not signed by gate {gate}'s key", code="bad_signature"
-            ) from exc
+        check_gate_signature(self.ctx, gate, message, at, signed, window_s=RECOVERY_WINDOW_S)
         rows = self.ctx.db.all(
             "SELECT charge, body FROM charges WHERE gate = ? AND charge > ? ORDER BY charge LIMIT ?",
             [gate, after, limit + 1],

@@ -411,11 +411,11 @@ class Settlement:
             raise NotFound(f"charge {charge_hex} is received and not yet settled", code="pending")
         return json.loads(row["answer"])
 
-    def notices(self, charge_ids: list[str]) -> list[dict[str, Any]]:
-        """The settled ones among these charges, with their notices (a gate's batch pull)."""
-        found = select_in(
-            self.ctx.db, "SELECT charge, answer FROM charges WHERE state = 'settled'", "charge", charge_ids
-        )
+    def notices(self, charge_ids: list[str], gate: str) -> list[dict[str, Any]]:
+        """The settled ones among these charges that `gate` sent, with their notices (its batch pull);
+        another gate's are left out as unknown ones are."""
+        select = "SELECT charge, gate, answer FROM charges WHERE state = 'settled'"
+        found = [r for r in select_in(self.ctx.db, select, "charge", charge_ids) if r["gate"] == gate]
         return [{"charge": r["charge"], "notice": json.loads(r["answer"])["notice"]} for r in found]
 
 

@@ -159,8 +159,10 @@ class PaymentSystem:
             self.notice_access.check_owner(charge_hex, shopper)
         return self.settlement.notice(charge_hex)
 
-    def notices(self, charge_ids: list[str]) -> list[dict[str, Any]]:
-        return self.settlement.notices(charge_ids)
+    def notices(self, data: dict[str, Any], charge_ids: list[str]) -> list[dict[str, Any]]:
+        """A gate's batch pull: the settled ones among the charges that gate sent (notice_access)."""
+        gate = self.notice_access.gate_of_pull(data, charge_ids)
+        return self.settlement.notices(charge_ids, gate)
 
     def feed(self, since: int, nonce: bytes) -> dict[str, Any]:
         return self.feeds.page(since, nonce)

@@ -160,6 +160,25 @@ def test_a_pass_is_accepted_then_settled_with_the_signed_notice(
     assert_reconciled(payments_stack, gate_side, settled=3)
 
 
+def test_notices_come_only_to_the_gate_that_signs_the_pull_with_its_enrolled_key(
+    payments_stack: LocalStack, gate_side: GateSide
+) -> None:
+    shoppers_out(payments_stack, gate_side, 2)
+    with gate_side.forwarder(gate_key=SigningKey.generate()) as impostor:  # gate-01's id, not its key
+        assert [o.result for o in impostor.drain_once()] == ["accepted"] * 2
+        wait_until(lambda: payments_stack.system.db.one(
+            "select count(*) n from charges where state = 'settled'"
+        )["n"] == 2)  # fmt: skip
+        with pytest.raises(SyncError, match="401 bad_signature: the request is not signed by gate"):
+            impostor.collect_notices()
+    assert gate_side.outbox_states()["accepted"] == 2  # still waiting for their notices
+    payments_stack.system.revoke_gate(gate_side.gate_id)
+    refused = r"403 gate_revoked: gate \S+ is revoked"
+    with gate_side.forwarder() as revoked, pytest.raises(SyncError, match=refused):
+        revoked.collect_notices()
+    assert gate_side.outbox_states()["accepted"] == 2
+
+
 def test_ps_down_for_the_whole_run_then_up_every_charge_settles_once(
     payments_stack: LocalStack, gate_side: GateSide
 ) -> None:

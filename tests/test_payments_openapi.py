@@ -11,6 +11,7 @@ from pathlib import Path
 
 from openapi_spec_validator import validate
 
+from gate.protocol.notice_request import gate_notices_message
 from gate.recovery import recovery_message
 from payments.app import create_app
 from payments.context import PaymentsConfig
@@ -102,6 +103,10 @@ def test_a_walk_through_every_operation_matches_the_schemas(payments_stack: Loca
         recovery = {"instance": instance, "at": at, "signature": signature, "limit": 1}
         page = api.post("/v1/gates/gate-77/recovery", json=recovery, admin=False).json()
         assert page["charges"] == [body64] and page["next"] is None
+        ids = [charge.doc.charge.hex()]
+        signature = gate.key.sign(gate_notices_message(stack.store_id, "gate-77", ids, at)).hex()
+        pulled = {"gate": "gate-77", "at": at, "signature": signature, "charges": ids}
+        assert len(api.post("/v1/notices", json=pulled, admin=False).json()["notices"]) == 1
         api.delete("/v1/gates/gate-77")
         api.get(f"/v1/notices/{os.urandom(16).hex()}")
         api.post("/v1/charges", json={"charges": [body64]}, admin=False)
