@@ -28,7 +28,6 @@ from gate import config_files
 from gate.clock import ClockStatus, kernel_clock_status
 from gate.config import LaneConfig
 from gate.errors import ConfigError, GateError
-from gate.http import environment_session
 
 MIN_FREE_BYTES = 64 * 1024 * 1024  # a day of a busy lane's events is a few MiB; this leaves room for weeks
 
@@ -294,6 +293,7 @@ def _age(cfg: LaneConfig) -> str:
 def _fetch_feed(cfg: LaneConfig) -> dict[str, Any]:
     import requests
 
+    from gate.http import environment_session
     from gate.protocol.keys import TrustedKeys
     from gate.sync import verify_feed
 
@@ -382,6 +382,8 @@ def _feed_age(cfg: LaneConfig, found: dict[str, Any]) -> Check:
 def check_running_lane(cfg: LaneConfig) -> Check:
     """How the lane running on this config is, by its panel's /api/health (no login: no shopper data)."""
     import requests
+
+    from gate.http import environment_session
 
     host = cfg.panel.host if cfg.panel.host not in ("0.0.0.0", "::") else "127.0.0.1"
     url = f"http://{host if ':' not in host else f'[{host}]'}:{cfg.panel.port}/api/health"

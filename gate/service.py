@@ -13,14 +13,13 @@ import dataclasses
 import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from drivers.gate_io import GateIO
 from drivers.scanner import BarcodeScanner
 from gate.clock import LaneClock
 from gate.config import LaneConfig
 from gate.errors import SetupError
-from gate.forwarder import Forwarder
 from gate.lane import Lane, LaneTimings, ReaderLike
 from gate.lane.storage import StorageWatch
 from gate.legality import GateIdentity, Policy
@@ -31,6 +30,10 @@ from gate.protocol.keys import SigningKey, TrustedKeys, read_secret_key
 from gate.pruner import Pruner
 from gate.store import GateStore
 from gate.store.files import lane_lock
+
+if TYPE_CHECKING:  # imported where a lane forwards: a lane whose charges another process forwards
+    # (--no-forward) never loads it, nor the HTTP client under it (some 4 MB resident, a tenth of a second)
+    from gate.forwarder import Forwarder
 
 log = logging.getLogger(__name__)
 
@@ -115,7 +118,11 @@ def open_lane(
         )
         if reader is None:
             reader = stack.enter_context(pcsc_reader(config))
-        forwarder = stack.enter_context(Forwarder.from_config(config, store)) if forward else None
+        forwarder = None
+        if forward:
+            from gate.forwarder import Forwarder
+
+            forwarder = stack.enter_context(Forwarder.from_config(config, store))
         if store.needs_recovery():  # a database made anew: take back what this gate reported, first
             _recover(config, store, gate_key)
         stack.enter_context(Pruner(store, config)).start()
