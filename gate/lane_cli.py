@@ -14,7 +14,6 @@ from typing import Any
 import click
 
 from gate import config as lane_config
-from gate import panel
 from gate.money import format_amount
 from gate.notify import Notifier
 from gate.service import open_lane
@@ -54,6 +53,9 @@ def run_command(config_path: Path, mock_gpio: bool, no_forward: bool, no_panel: 
         from gpiozero.pins.mock import MockFactory
 
         pin_factory = MockFactory()
+    if not no_panel:
+        # Flask and the panel's pages (several MB, a fifth of the start-up): loaded only to be served.
+        from gate import panel
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
