@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from gate.protocol.keys import write_secret_key
 from payments.local import LocalStack
 from tests.fixtures.payments import (
     FaultProxy,
@@ -28,12 +29,16 @@ ps_engine = engine_fixture()  # every test here on SQLite and on PostgreSQL
 
 
 def start_forwarder(gate: GateSide, url: str, log: Path) -> subprocess.Popen[bytes]:
+    key_file = log.parent / "gate.key"
+    if not key_file.exists():
+        write_secret_key(key_file, gate.key)
     command = [
         sys.executable, "-m", "gate.forwarder",
         "--database", str(gate.database),
         "--url", url,
         "--trust", str(gate.ps_public_key_file),
         "--store", gate.stack.store_id,
+        "--gate", gate.gate_id, "--gate-key", str(key_file),
         "--base-ms", "20", "--cap-ms", "200", "--timeout", "10", "--sync-interval", "0",
     ]  # fmt: skip
     with log.open("ab") as out:
