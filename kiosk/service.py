@@ -12,6 +12,7 @@ and refreshes the catalog from the payment system's feed.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
@@ -99,15 +100,8 @@ class KioskService:
         """Load the catalog (a kiosk without it says so on screen and keeps trying), then serve."""
         self._refresh_catalog()
         self.server = ScreenServer(self.app, self.config.screen.host, self._screen_port)
-        sc = self.config.scanner
         self.scanner = BarcodeScanner(
-            self._scanner_port,
-            baudrate=sc.baudrate,
-            terminator=sc.terminator,
-            aim_prefix=sc.aim_prefix,
-            debounce_ms=sc.debounce_ms,
-            max_line=sc.max_line,
-            reconnect_max_s=sc.reconnect_max_s,
+            **{**dataclasses.asdict(self.config.scanner), "port_url": self._scanner_port},
             on_scan=self._on_scan,
             on_notice=self._on_scanner_notice,
         )
