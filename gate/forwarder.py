@@ -317,11 +317,13 @@ class Forwarder:
                 charge_id = bytes.fromhex(item["charge"])
             except (KeyError, TypeError, ValueError):
                 continue
+            if charge_id not in wanted:  # not ours to settle: its signature is not worth checking
+                continue
             verdict = classify(
                 b"", charge_id, {**item, "status": "settled"}, trusted=self.trusted, store_id=self.store_id,
                 status=200,
             )  # fmt: skip
-            if charge_id in wanted and verdict.result == "settled":
+            if verdict.result == "settled":
                 settled.append((charge_id, verdict.notice))
         if settled:
             self.store.outbox_settled_many(settled, self.clock())
