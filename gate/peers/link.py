@@ -186,7 +186,7 @@ class PeerLink:
             log.warning("peers: record at %d refused (%s): %s", stream_seq, exc.code, exc)
             self.store.refuse_peer_record(stream_seq, exc.code, str(exc), now)
             return
-        outcome = self.store.apply_peer_record(record, stream_seq, self.clock())
+        outcome = self.store.apply_peer_record(record, stream_seq, now)
         if outcome == "conflict":
             log.warning("peers: hold %s passed here and at %s too", record.hold.hex(), record.gate)
         if self.on_applied is not None:
