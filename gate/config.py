@@ -42,6 +42,8 @@ def _bcm_pin(v: Any) -> bool:
     return 0 <= v <= 27
 
 
+_C = typing.TypeVar("_C")
+
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
 
@@ -311,14 +313,28 @@ def from_dict(
     """Validate an already-parsed config table; used by load() and by tools that build configs."""
     from gate import config_files
 
+    return from_table(LaneConfig, data, source, config_files.problems if check_key_files else None)
+
+
+def from_table(
+    cls: type[_C],
+    data: dict[str, Any],
+    source: Path,
+    more_problems: typing.Callable[[_C], list[str]] | None = None,
+) -> _C:
+    """A whole config file's dataclass (the lane's, the kiosk's), built from its parsed table.
+
+    Relative paths are taken from the file's folder; `more_problems` checks the built config further (the
+    files it names). Every mistake is reported at once, in one ConfigError.
+    """
     base = source.parent if source.name != "<memory>" else Path.cwd()
     problems: list[str] = []
     try:
-        config = dataclasses.replace(_build(LaneConfig, data, "", source, base, problems), source=source)
+        config = dataclasses.replace(_build(cls, data, "", source, base, problems), source=source)
     except _Incomplete:
         config = None
-    if config is not None and check_key_files:
-        problems += config_files.problems(config)
+    if config is not None and more_problems is not None:
+        problems += more_problems(config)
     if problems:
         raise ConfigError.of(problems, source)
     assert config is not None
@@ -381,12 +397,23 @@ def _barcodes_problems(barcodes: BarcodesSection) -> list[tuple[str, Any, str]]:
     return out
 
 
+TableRule = typing.Callable[[Any], list[tuple[str, Any, str]]]
+
 # Rules between keys of one table, checked once the table's own keys are valid.
-_TABLE_RULES: dict[type, typing.Callable[[Any], list[tuple[str, Any, str]]]] = {
+_TABLE_RULES: dict[type, TableRule] = {
     GpioSection: _gpio_problems,
     ForwarderSection: _forwarder_problems,
     BarcodesSection: _barcodes_problems,
 }
+
+
+def table_rule(cls: type, rule: TableRule) -> None:
+    """Check `rule` on every `cls` table built (another config file's table: the kiosk's [session]).
+
+    The rule answers (key, value found, what was expected) for each broken key, as a table's own keys are
+    reported.
+    """
+    _TABLE_RULES[cls] = rule
 
 
 class _Invalid(Exception):

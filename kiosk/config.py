@@ -7,9 +7,7 @@ mistake is one line naming the file and the key (gate.errors.ConfigError).
 
 from __future__ import annotations
 
-import dataclasses
 import os
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,16 +16,16 @@ from gate.config import (
     PaymentsSection,
     ReaderSection,
     ScannerSection,
-    _build,
     _currency,
     _ident,
-    _Incomplete,
     _non_negative,
     _positive,
     _spec,
+    from_table,
     overlay,
+    read_toml,
+    table_rule,
 )
-from gate.errors import ConfigError
 from gate.examples import example
 
 LANGUAGES = ("en", "de")  # the screen's translations (kiosk/translations)
@@ -64,6 +62,21 @@ class SessionSection:
     catalog_refresh_s: float = _spec("seconds > 0", check=_positive, default=60.0)
 
 
+def _session_problems(session: SessionSection) -> list[tuple[str, Any, str]]:
+    if session.idle_clear_s <= session.idle_warning_s:
+        return [
+            (
+                "idle_clear_s",
+                session.idle_clear_s,
+                f"more than session.idle_warning_s ({session.idle_warning_s})",
+            )
+        ]
+    return []
+
+
+table_rule(SessionSection, _session_problems)
+
+
 @dataclass(frozen=True, kw_only=True)
 class KioskPolicySection:
     attendant_categories: list[str] = _spec(
@@ -87,31 +100,11 @@ class KioskConfig:
 def load(path: str | os.PathLike[str]) -> KioskConfig:
     """Read and validate a kiosk config; relative paths in it are taken from its own folder."""
     path = Path(path)
-    try:
-        data = tomllib.loads(path.read_bytes().decode("utf-8"))
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read config: {exc.strerror or exc}") from exc
-    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
-    return from_dict(data, source=path)
+    return from_dict(read_toml(path), source=path)
 
 
 def from_dict(data: dict[str, Any], *, source: Path = Path("<memory>")) -> KioskConfig:
-    base = source.parent if source.name != "<memory>" else Path.cwd()
-    problems: list[str] = []
-    try:
-        config = dataclasses.replace(_build(KioskConfig, data, "", source, base, problems), source=source)
-    except _Incomplete:
-        config = None
-    if config is not None and config.session.idle_clear_s <= config.session.idle_warning_s:
-        problems.append(
-            f"{source}: key 'session.idle_clear_s': found {config.session.idle_clear_s!r}, "
-            f"expected more than session.idle_warning_s ({config.session.idle_warning_s})"
-        )
-    if problems:
-        raise ConfigError.of(problems, source)
-    assert config is not None
-    return config
+    return from_table(KioskConfig, data, source)
 
 
 def example_with(**sections: dict[str, Any]) -> str:
