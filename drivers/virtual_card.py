@@ -62,6 +62,10 @@ class VirtualCard:
         self._sock: socket.socket | None = None
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
+        # Set while a command is being answered: the handler may have finished its work (and woken whoever
+        # waits for it) before the answer is on the wire.
+        self._answering = threading.Condition(self._lock)
+        self._busy = False
 
     @property
     def inserted(self) -> bool:
@@ -111,6 +115,13 @@ class VirtualCard:
             if thread.is_alive():
                 log.warning("card handler on port %d still busy after the phone was lifted", self.port)
 
+    def lift_once_answered(self, timeout_s: float = _HANDLER_GRACE_S) -> None:
+        """Lift the phone once the command being answered got its answer, as a shopper does who lifts it
+        when the screen shows the result: a handler that finished its work has not sent the answer yet."""
+        with self._answering:
+            self._answering.wait_for(lambda: not self._busy, timeout_s)
+        self.remove()
+
     close = remove
 
     def _serve(self, sock: socket.socket) -> None:
@@ -124,10 +135,17 @@ class VirtualCard:
                     elif payload[0] in (_POWER_OFF, _POWER_ON, _RESET):
                         self.applet.reset()
                     continue
-                response = self.applet.process(payload)
-                if self._sock is not sock:
-                    return  # lifted while answering
-                self._send(sock, response)
+                with self._lock:
+                    self._busy = True
+                try:
+                    response = self.applet.process(payload)
+                    if self._sock is not sock:
+                        return  # lifted while answering
+                    self._send(sock, response)
+                finally:
+                    with self._answering:
+                        self._busy = False
+                        self._answering.notify_all()
         except (OSError, EOFError) as exc:
             if self._sock is sock:
                 log.info("virtual card on port %d dropped by vpcd: %s", self.port, exc)

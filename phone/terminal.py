@@ -589,7 +589,7 @@ class Phone:
         try:
             got = card.wait(timeout_s)
         finally:
-            virtual.remove()
+            virtual.lift_once_answered()
         if not got or card.receipt is None:
             why = f": {card.refused}" if card.refused else ""
             raise StateError(f"no exit receipt from a gate within {timeout_s:g} s{why}")
