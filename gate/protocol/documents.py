@@ -181,6 +181,10 @@ class Document:
     def encode(self) -> bytes:
         return encoding.encode(self.to_map())
 
+    def hash(self) -> bytes:
+        """SHA-256 of the document's bytes as sent: what an exit answer or a kiosk poll names."""
+        return hashlib.sha256(self.encode()).digest()
+
     @classmethod
     def decode(cls, data: bytes) -> Any:
         return cls.from_map(encoding.decode(data))
@@ -375,9 +379,6 @@ class ShoppingList(Document):
     created: int
     items: tuple[Item, ...]
     total: int
-
-    def hash(self) -> bytes:
-        return hashlib.sha256(self.encode()).digest()
 
 
 @dataclass(frozen=True)

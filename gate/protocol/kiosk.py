@@ -19,12 +19,11 @@ same session, is refused as `changed`.
 
 from __future__ import annotations
 
-import hashlib
-import re
 from dataclasses import dataclass
 
 from gate.errors import DecodeError
 from gate.protocol.documents import (
+    _REASON,
     AMOUNT,
     CURRENCY,
     HASH,
@@ -61,7 +60,6 @@ REFUSALS = (
     "visit_over",  # the phone already left the store with this hold
 )
 STATUSES = ("shown", "waiting", "signed", "declined", "refused")
-_REASON = re.compile(r"[a-z][a-z0-9_]{0,39}")
 
 
 @dataclass(frozen=True)
@@ -106,10 +104,6 @@ class ProposedList(Document):
         lines = sum(item.line_total for item in self.items)
         if self.total != lines:
             raise DecodeError(f"{where}: total {self.total} != sum of line totals ({lines})")
-
-    def hash(self) -> bytes:
-        """SHA-256 of the proposal's bytes as sent: what a poll names, and what the phone signs for."""
-        return hashlib.sha256(self.encode()).digest()
 
     def differs_from(self, signed: ShoppingList) -> str | None:
         """The first thing a signed list has that this proposal does not say, or None if it is this one."""
