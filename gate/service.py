@@ -128,9 +128,9 @@ def open_lane(
         stack.enter_context(Pruner(store, config)).start()
         if forwarder is not None:
             forwarder.start()
-        peers = _peer_link(config, store, gate_key, peers_transport)
-        if peers is not None and forwarder is not None:
-            peers.on_cut_off = forwarder.sync_soon
+        peers = _peer_link(
+            config, store, gate_key, peers_transport, on_cut_off=forwarder.sync_soon if forwarder else None
+        )
         if peers is not None:
             stack.enter_context(peers)
             timeout_s = config.peers.catch_up_timeout_s if config.peers else 5.0
@@ -187,7 +187,12 @@ def _each(calls: list[Callable[[], None]]) -> Callable[[], None]:
 
 
 def _peer_link(
-    config: LaneConfig, store: GateStore, gate_key: Any, transport: Transport | None
+    config: LaneConfig,
+    store: GateStore,
+    gate_key: SigningKey,
+    transport: Transport | None,
+    *,
+    on_cut_off: Callable[[], None] | None,
 ) -> PeerLink | None:
     """The lane's link to the other lanes: over NATS per [peers], or over an injected transport."""
     if transport is None:
@@ -206,6 +211,7 @@ def _peer_link(
         store_id=config.lane.store_id,
         gate_id=config.lane.gate_id,
         publish_timeout_s=config.peers.publish_timeout_s if config.peers else 2.0,
+        on_cut_off=on_cut_off,
     )
 
 
