@@ -53,11 +53,7 @@ class PeerTables(StoreBase):
     def peer_published(self, list_id: bytes, stream_seq: int, at: float) -> None:
         """The transport stored this pass's record at `stream_seq`."""
         with self._write() as db:
-            db.execute(
-                "UPDATE peer_outbox SET published_at = ?, stream_seq = ? WHERE list_id = ?"
-                " AND published_at IS NULL",
-                [at, stream_seq, list_id],
-            )
+            _mark_published(db, list_id, stream_seq, at)
 
     def apply_peer_record(self, record: PassRecord, stream_seq: int, received_at: float) -> str:
         """Apply one verified record; 'applied', 'conflict' (the hold passed here under another list: both
@@ -100,11 +96,7 @@ class PeerTables(StoreBase):
                     [record.hold, f"peer:{record.gate}", record.list, at],
                 )
                 # Our own record read back (the ack was lost in a crash): no need to publish it again.
-                db.execute(
-                    "UPDATE peer_outbox SET published_at = ?, stream_seq = ? WHERE list_id = ?"
-                    " AND published_at IS NULL",
-                    [received_at, stream_seq, record.list],
-                )
+                _mark_published(db, record.list, stream_seq, received_at)
             _advance(db, stream_seq)
         self._checkpoint_if(CHECKPOINT_EVERY)
         return outcome
@@ -177,4 +169,12 @@ def _advance(db: Any, stream_seq: int) -> None:
     db.execute(
         "UPDATE meta SET value = max(value, ?) WHERE key = 'peer_stream_seq'",
         [int(stream_seq)],
+    )
+
+
+def _mark_published(db: Any, list_id: bytes, stream_seq: int, at: float) -> None:
+    """An own pass's record is in the stream at `stream_seq` (acked, or read back): not to publish again."""
+    db.execute(
+        "UPDATE peer_outbox SET published_at = ?, stream_seq = ? WHERE list_id = ? AND published_at IS NULL",
+        [at, stream_seq, list_id],
     )
