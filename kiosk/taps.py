@@ -10,7 +10,6 @@ answered at once once signed).
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 from collections.abc import Callable
@@ -21,6 +20,7 @@ from drivers.nfc_session import PhoneSession
 from gate.protocol.documents import VERSION
 from gate.protocol.keys import TrustedKeys
 from gate.protocol.kiosk import KioskHello
+from gate.protocol.parties import new_id
 from kiosk.errors import TapProblem
 from kiosk.exchange import check_signed, poll, propose, read_hold
 from kiosk.session import Kiosk
@@ -89,17 +89,16 @@ class TapLoop:
         """One tap, whatever the phone does; every outcome is a screen."""
         kiosk = self._kiosk
         finishing = kiosk.state in ("shopping", "confirming") and kiosk.voucher is not None
+        now = int(self._clock())
         try:
             hello = KioskHello(
                 v=VERSION,
                 kiosk=kiosk.kiosk_id,
                 store=kiosk.store_id,
-                session=kiosk.session_id if finishing else os.urandom(16),
-                time=int(self._clock()),
+                session=kiosk.session_id if finishing else new_id(),
+                time=now,
             )
-            voucher = read_hold(
-                session, hello, trusted=self._trusted, currency=kiosk.currency, now=int(self._clock())
-            )
+            voucher = read_hold(session, hello, trusted=self._trusted, currency=kiosk.currency, now=now)
             if not finishing:
                 kiosk.start(voucher, hello.session)
                 return
@@ -110,22 +109,20 @@ class TapLoop:
             self._finish(session)
         except TapProblem as exc:
             log.info("tap: %s", exc)
-            if finishing:
-                kiosk.back_to_shopping(exc.code, "error")
-            else:
-                kiosk.problem(exc.code, "error")
+            self._failed(finishing, exc.code, exc.code, "error")
         except (PhoneLost, ExchangeTimeout) as exc:
             log.info("tap: phone lost: %s", exc)
-            if finishing:
-                kiosk.back_to_shopping("phone_lost", "warn")
-            else:
-                kiosk.problem("phone_lost", "warn")
+            self._failed(finishing, "phone_lost", "phone_lost", "warn")
         except ApduError as exc:
             log.info("tap: %s", exc)
-            if finishing:
-                kiosk.back_to_shopping("bad_reply", "error")
-            else:
-                kiosk.problem("not_our_app", "error")
+            self._failed(finishing, "bad_reply", "not_our_app", "error")
+
+    def _failed(self, finishing: bool, finishing_code: str, starting_code: str, level: str) -> None:
+        """A tap that went wrong: a finishing tap goes back to the lines, a first tap only says why."""
+        if finishing:
+            self._kiosk.back_to_shopping(finishing_code, level)
+        else:
+            self._kiosk.problem(starting_code, level)
 
     def _finish(self, session: PhoneSession) -> None:
         kiosk = self._kiosk
