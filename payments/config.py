@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import re
 import secrets
 import stat
 from dataclasses import dataclass, field
@@ -18,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from gate import config as rules
-from gate.config import BarcodesSection
+from gate.config import BarcodesSection, _currency, _http_url, _ident
 from gate.errors import ConfigError
 from gate.examples import example
 from gate.protocol.keys import SigningKey, write_public_key, write_secret_key
@@ -26,24 +25,10 @@ from gate.protocol.keys import SigningKey, write_public_key, write_secret_key
 EXAMPLE = example("payments.example.toml")
 
 
-def _ident(v: str) -> bool:
-    return bool(re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}", v))
-
-
-def _currency(v: str) -> bool:
-    return bool(re.fullmatch(r"[A-Z]{3}", v))
-
-
-def _http_url(v: str) -> bool:
-    return bool(re.match(r"^https?://[^\s/]+", v))
-
-
 @dataclass(frozen=True, kw_only=True)
 class StoreSection:
     store_id: str = rules.spec("an id of letters, digits, '.', '_' or '-'", check=_ident)
-    currency: str = rules.spec(
-        "an ISO 4217 code such as 'EUR'", check=lambda v: bool(re.fullmatch("[A-Z]{3}", v))
-    )
+    currency: str = rules.spec("an ISO 4217 code such as 'EUR'", check=_currency)
     database: Path = rules.spec("a path to the payment system's SQLite database")
     database_url: str | None = rules.spec(
         "a postgresql:// URL (several payment-system processes on one server), or absent",
@@ -66,9 +51,7 @@ class ListenSection:
 
 @dataclass(frozen=True, kw_only=True)
 class BankSection:
-    url: str = rules.spec(
-        "an http:// or https:// URL", check=lambda v: bool(re.match(r"^https?://[^\s/]+", v))
-    )
+    url: str = rules.spec("an http:// or https:// URL", check=_http_url)
     timeout_s: float = rules.spec("seconds > 0", check=lambda v: v > 0, default=5.0)
 
 
