@@ -182,8 +182,15 @@ class Document:
         return encoding.encode(self.to_map())
 
     def hash(self) -> bytes:
-        """SHA-256 of the document's bytes as sent: what an exit answer or a kiosk poll names."""
-        return hashlib.sha256(self.encode()).digest()
+        """SHA-256 of the document's bytes as sent: what an exit answer or a kiosk poll names.
+
+        Kept on the (immutable) document once computed: a kiosk and a phone compare the same proposal's
+        hash at every poll, and encoding a long list each time is the poll's whole cost.
+        """
+        digest = self.__dict__.get("_hash")
+        if digest is None:
+            digest = self.__dict__["_hash"] = hashlib.sha256(self.encode()).digest()
+        return digest
 
     @classmethod
     def decode(cls, data: bytes) -> Any:
