@@ -286,8 +286,10 @@ class Kiosk:
         self._next_id += 1
         self.lines = (*self.lines, new)
         self.last_line = new.id
-        self._note("attendant_item" if new.attendant else "added", "warn" if new.attendant else "info",
-                   name=new.name)  # fmt: skip
+        if new.attendant:
+            self._note("attendant_item", "warn", name=new.name)
+        else:
+            self._note("added", "info", name=new.name)
         return new.id
 
     def _change_qty(self, line: KioskLine, qty: int) -> int | None:
