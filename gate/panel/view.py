@@ -130,7 +130,6 @@ def add_filters(app: Flask) -> None:
     app.add_template_filter(clock_time, "hhmm")
     app.add_template_filter(age, "age")
     app.add_template_filter(ms, "ms")
-    app.add_template_filter(lag, "lag")
     app.add_template_filter(format_amount, "money")
     app.add_template_filter(hexid, "hexid")
     app.add_template_filter(compact_json, "compact")
@@ -162,13 +161,6 @@ def age(at: float | None, now: float | None = None) -> str:
 
 def ms(seconds: float) -> str:
     return f"{seconds * 1000:.2f} ms"
-
-
-def lag(milliseconds: float) -> str:
-    """A delay as a person reads it: milliseconds while it is short, then seconds, minutes, hours, days."""
-    if milliseconds < 10_000:
-        return f"{milliseconds:.1f} ms"
-    return age(0, milliseconds / 1000).removesuffix(" ago")
 
 
 def hexid(value: bytes | str | None) -> str:
