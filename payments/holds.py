@@ -25,7 +25,7 @@ from payments.errors import (
     Unauthorized,
     Unprocessable,
 )
-from payments.ledger import entry, unreserve
+from payments.ledger import entry, line, unreserve
 from payments.wire import b64, open_document, to_json, verify
 
 
@@ -264,19 +264,31 @@ class Holds:
             done["stuck"] += 1
 
 
-def close_released(db: Any, hold_hex: str, now: int, hold: dict[str, Any] | None = None) -> None:
-    """In the caller's transaction: the bank gave back the rest of a `releasing` hold; close it.
-
-    `hold`: the row as the caller already locked it (else it is read and locked here)."""
-    if hold is None:
-        hold = db.one(f"SELECT * FROM holds WHERE hold = ?{db.for_update}", [hold_hex])
+def close_released(db: Any, hold_hex: str, now: int) -> None:
+    """In the caller's transaction: the bank gave back the rest of a `releasing` hold; close it."""
+    hold = db.one(f"SELECT * FROM holds WHERE hold = ?{db.for_update}", [hold_hex])
     if hold["state"] != "releasing":
         return
-    remaining = hold["bank"] - hold["bank_captured"] - hold["bank_released"]
-    if remaining > 0:
-        entry(db, now, "bank_release", remaining, shopper=hold["shopper"], hold=hold_hex)
+    for journal_line in closing(hold, now):
+        db.insert("entries", journal_line)
     db.execute(
-        "UPDATE holds SET bank_released = bank_released + ?, state = 'closed', reason = NULL,"
-        " bank_cleanup = 0, closed = ? WHERE hold = ?",
-        [max(remaining, 0), now, hold_hex],
+        "UPDATE holds SET bank_released = ?, state = 'closed', reason = NULL, bank_cleanup = 0, closed = ?"
+        " WHERE hold = ?",
+        [hold["bank_released"], now, hold_hex],
     )
+
+
+def closing(hold: dict[str, Any], now: int) -> list[dict[str, Any]]:
+    """A `releasing` hold (as locked) closed in memory, the bank's rest released; the journal line of
+    what came back, if anything did. The caller writes both."""
+    remaining = hold["bank"] - hold["bank_captured"] - hold["bank_released"]
+    hold.update(
+        bank_released=hold["bank_released"] + max(remaining, 0),
+        state="closed",
+        reason=None,
+        bank_cleanup=0,
+        closed=now,
+    )
+    if remaining <= 0:
+        return []
+    return [line(now, "bank_release", remaining, shopper=hold["shopper"], hold=hold["hold"])]

@@ -27,9 +27,31 @@ OPEN_REASONS = {
 MAX_LISTED = 100
 
 
+def line(
+    at: int,
+    kind: str,
+    amount: int,
+    *,
+    shopper: str | None = None,
+    hold: str | None = None,
+    charge: str | None = None,
+    ref: str | None = None,
+) -> dict[str, Any]:
+    """One journal line as a row, every column named: lines of a batch go in with one `insert_many`."""
+    return {
+        "at": at,
+        "kind": kind,
+        "amount": amount,
+        "shopper": shopper,
+        "hold": hold,
+        "charge": charge,
+        "ref": ref,
+    }
+
+
 def entry(db: Tx, at: int, kind: str, amount: int, **refs: str | None) -> None:
     """One journal line, in the caller's transaction (the one that moves the money it explains)."""
-    db.insert("entries", {"at": at, "kind": kind, "amount": amount, **refs})
+    db.insert("entries", line(at, kind, amount, **refs))
 
 
 def unreserve(db: Tx, now: int, shopper: str, hold_hex: str, amount: int) -> None:

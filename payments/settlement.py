@@ -35,8 +35,8 @@ from payments.context import Context
 from payments.db import Tx, select_in
 from payments.errors import BankDeclined, BankUnavailable, NotFound, PaymentsError
 from payments.feed import deny
-from payments.holds import close_released
-from payments.ledger import entry
+from payments.holds import closing
+from payments.ledger import entry, line
 from payments.wire import b64, to_json
 
 log = logging.getLogger(__name__)
@@ -99,70 +99,85 @@ class Settlement:
                 )
             if not picked:
                 return []
-            ids = [r["charge"] for r in picked]
-            db.executemany(
-                "UPDATE charges SET claim = ?, lease_until = ? WHERE charge = ?",
-                [[token, lease, c] for c in ids],
-            )
-            rows = select_in(db, "SELECT * FROM charges", "charge", ids)
-            # Stored value first, shopper by shopper in one order, so two workers never wait on each other
-            for row in sorted(
-                (r for r in rows if r["state"] == "received"), key=lambda r: (r["shopper"], r["charge"])
-            ):
-                self._take_stored_value(db, row, now)
-            return select_in(db, "SELECT * FROM charges", "charge", ids)
-
-    def _take_stored_value(self, db: Tx, row: dict[str, Any], now: int) -> None:
-        """Step one, in the claiming transaction: the stored-value part, and what the bank is to capture."""
-        charge_hex, hold_hex, amount = row["charge"], row["hold"], row["amount"]
-        shopper = db.one(f"SELECT * FROM shoppers WHERE shopper = ?{db.for_update}", [row["shopper"]])
-        hold = db.one(f"SELECT * FROM holds WHERE hold = ?{db.for_update}", [hold_hex])
-        if hold["state"] == "open" and hold["charge"] == charge_hex:
-            reserved = hold["stored_value"]
-            stored_value = min(amount, reserved)
-            bank = min(amount - stored_value, hold["bank"])
-            from_hold = 1
-            if reserved:
-                entry(db, now, "sv_unreserve", reserved, shopper=shopper["shopper"], hold=hold_hex)
-            db.execute(
-                "UPDATE holds SET sv_captured = ?, sv_released = ?, state = 'releasing', reason = ?"
-                " WHERE hold = ?",
-                [
-                    stored_value,
-                    reserved - stored_value,
-                    "capture_pending" if bank else "bank_release_pending",
-                    hold_hex,
-                ],
-            )
-        else:  # the hold was used by another charge or released: only free stored value is left
-            reserved = 0
-            stored_value = max(0, min(amount, shopper["balance"] - shopper["reserved"]))
-            bank = 0
-            from_hold = 0
-        db.execute(
-            "UPDATE shoppers SET balance = balance - ?, reserved = reserved - ? WHERE shopper = ?",
-            [stored_value, reserved, shopper["shopper"]],
-        )
-        if stored_value:
-            entry(
+            rows = select_in(
                 db,
-                now,
-                "sv_debit",
-                stored_value,
-                shopper=shopper["shopper"],
-                hold=hold_hex,
-                charge=charge_hex,
+                "UPDATE charges SET claim = ?, lease_until = ?",
+                "charge",
+                [r["charge"] for r in picked],
+                params=[token, lease],
+                tail=" RETURNING *",
             )
-        db.execute(
+            received = sorted((r for r in rows if r["state"] == "received"), key=_shopper_order)
+            if received:
+                self._take_stored_value(db, received, now)
+            return rows
+
+    def _take_stored_value(self, db: Tx, rows: list[dict[str, Any]], now: int) -> None:
+        """Step one, in the claiming transaction: the stored-value part, and what the bank is to capture.
+
+        Worked out in memory charge by charge (`rows` in shopper order, updated in place) on the shoppers
+        and holds as locked, then written in one round trip per table."""
+        shoppers = _locked(db, "shoppers", "shopper", rows)
+        holds = _locked(db, "holds", "hold", rows)
+        lines = []
+        for row in rows:
+            charge_hex, hold_hex, amount = row["charge"], row["hold"], row["amount"]
+            shopper, hold = shoppers[row["shopper"]], holds[hold_hex]
+            if hold["state"] == "open" and hold["charge"] == charge_hex:
+                reserved = hold["stored_value"]
+                stored_value = min(amount, reserved)
+                bank = min(amount - stored_value, hold["bank"])
+                from_hold = 1
+                if reserved:
+                    lines.append(line(now, "sv_unreserve", reserved, shopper=row["shopper"], hold=hold_hex))
+                hold.update(
+                    sv_captured=stored_value,
+                    sv_released=reserved - stored_value,
+                    state="releasing",
+                    reason="capture_pending" if bank else "bank_release_pending",
+                )
+            else:  # the hold was used by another charge or released: only free stored value is left
+                reserved = 0
+                stored_value = max(0, min(amount, shopper["balance"] - shopper["reserved"]))
+                bank = 0
+                from_hold = 0
+            shopper.update(balance=shopper["balance"] - stored_value, reserved=shopper["reserved"] - reserved)
+            if stored_value:
+                lines.append(
+                    line(
+                        now,
+                        "sv_debit",
+                        stored_value,
+                        shopper=row["shopper"],
+                        hold=hold_hex,
+                        charge=charge_hex,
+                    )
+                )
+            row.update(
+                state="capture_pending" if bank else "releasing",
+                from_hold=from_hold,
+                stored_value=stored_value,
+                bank_planned=bank,
+                debt=amount - stored_value - bank,
+            )
+        db.insert_many("entries", lines)
+        db.executemany(
+            "UPDATE holds SET sv_captured = ?, sv_released = ?, state = ?, reason = ? WHERE hold = ?",
+            [
+                [h["sv_captured"], h["sv_released"], h["state"], h["reason"], h["hold"]]
+                for h in holds.values()
+            ],
+        )
+        db.executemany(
+            "UPDATE shoppers SET balance = ?, reserved = ? WHERE shopper = ?",
+            [[s["balance"], s["reserved"], s["shopper"]] for s in shoppers.values()],
+        )
+        db.executemany(
             "UPDATE charges SET state = ?, from_hold = ?, stored_value = ?, bank_planned = ?, debt = ?"
             " WHERE charge = ?",
             [
-                "capture_pending" if bank else "releasing",
-                from_hold,
-                stored_value,
-                bank,
-                amount - stored_value - bank,
-                charge_hex,
+                [r["state"], r["from_hold"], r["stored_value"], r["bank_planned"], r["debt"], r["charge"]]
+                for r in rows
             ],
         )
 
@@ -207,81 +222,78 @@ class Settlement:
         return step
 
     def _finish(self, token: str, steps: list[_BankStep]) -> int:
+        """One transaction: what the bank did, the holds closed, the charges settled with their notices,
+        for the charges whose claim is still this worker's; the others are left as another worker made them.
+        """
         now = self.ctx.now()
-        settled = 0
         with self.ctx.db.tx() as db:
-            for step in sorted(steps, key=lambda s: (s.row["shopper"], s.row["charge"])):
-                charge_hex = step.row["charge"]
-                row = db.one(f"SELECT * FROM charges WHERE charge = ?{db.for_update}", [charge_hex])
-                if row["claim"] != token or row["state"] == "settled":
-                    continue  # our lease ran out and another worker took it: its record stands
-                if step.unavailable:
-                    db.execute(
-                        "UPDATE charges SET last_error = ?, claim = NULL, lease_until = ? WHERE charge = ?",
-                        [step.unavailable, now + BANK_RETRY_S, charge_hex],
-                    )
-                    continue
-                self._record(db, row, step, now)
-                settled += 1
-        return settled
+            rows = _locked(db, "charges", "charge", [s.row for s in steps])
+            ours = [s for s in steps if rows[s.row["charge"]]["claim"] == token]
+            ours = [s for s in ours if rows[s.row["charge"]]["state"] != "settled"]
+            db.executemany(
+                "UPDATE charges SET last_error = ?, claim = NULL, lease_until = ? WHERE charge = ?",
+                [[s.unavailable, now + BANK_RETRY_S, s.row["charge"]] for s in ours if s.unavailable],
+            )
+            done = sorted(
+                ((rows[s.row["charge"]], s) for s in ours if not s.unavailable),
+                key=lambda pair: _shopper_order(pair[0]),
+            )
+            if not done:
+                return 0
+            holds = _locked(db, "holds", "hold", [row for row, _ in done])
+            lines: list[dict[str, Any]] = []
+            for row, step in done:
+                lines += self._record(db, row, step, holds[row["hold"]], now)
+            db.insert_many("entries", lines)
+            closed = ("bank_captured", "bank_released", "state", "reason", "bank_cleanup", "closed")
+            db.executemany(
+                f"UPDATE holds SET {' = ?, '.join(closed)} = ? WHERE hold = ?",
+                [[*(h[k] for k in closed), h["hold"]] for h in holds.values()],
+            )
+            db.executemany(
+                "UPDATE charges SET state = 'settled', bank = ?, bank_ref = ?, debt = ?, last_error = ?,"
+                " released = ?, notice = ?, answer = ?, settled = ?, claim = NULL, lease_until = 0"
+                " WHERE charge = ?",
+                [_settled_columns(row, now) for row, _ in done],
+            )
+        return len(done)
 
-    def _record(self, db: Tx, row: dict[str, Any], step: _BankStep, now: int) -> None:
-        """What the bank did, the hold closed, the charge settled; `row` is the charge as locked."""
+    def _record(
+        self, db: Tx, row: dict[str, Any], step: _BankStep, hold: dict[str, Any], now: int
+    ) -> list[dict[str, Any]]:
+        """In memory: what the bank did, the hold closed, the charge settled (`row` and `hold` as locked,
+        updated in place); the journal lines. Only a debt, which is rare, is written here."""
         charge_hex, hold_hex = row["charge"], row["hold"]
-        row = dict(row)
+        lines = []
         if row["state"] == "capture_pending":
             taken = min(step.captured.amount, row["bank_planned"]) if step.captured else 0
             bank_ref = _BANK_REF.sub("", step.captured.reference)[:64] if step.captured else ""
-            row.update(bank=taken, bank_ref=bank_ref, debt=row["debt"] + row["bank_planned"] - taken)
-            db.execute(
-                "UPDATE charges SET state = 'releasing', bank = ?, bank_ref = ?, debt = ?, last_error = ?"
-                " WHERE charge = ?",
-                [taken, bank_ref, row["debt"], step.declined or None, charge_hex],
+            row.update(
+                bank=taken,
+                bank_ref=bank_ref,
+                debt=row["debt"] + row["bank_planned"] - taken,
+                last_error=step.declined or None,
             )
-            db.execute("UPDATE holds SET bank_captured = bank_captured + ? WHERE hold = ?", [taken, hold_hex])
+            hold["bank_captured"] += taken
             if taken:
-                entry(
-                    db, now, "bank_capture", taken, shopper=row["shopper"], hold=hold_hex, charge=charge_hex
+                lines.append(
+                    line(now, "bank_capture", taken, shopper=row["shopper"], hold=hold_hex, charge=charge_hex)
                 )
-        hold = db.one(f"SELECT * FROM holds WHERE hold = ?{db.for_update}", [hold_hex])
         if row["from_hold"] and hold["state"] == "releasing":
             if step.released_at_bank:
-                close_released(db, hold_hex, now, hold)
+                lines += closing(hold, now)
             else:
-                db.execute(
-                    "UPDATE holds SET bank_cleanup = 1, reason = 'bank_release_pending' WHERE hold = ?",
-                    [hold_hex],
-                )
-        self._settle(db, row, hold, now)
-
-    def _settle(self, db: Tx, row: dict[str, Any], hold: dict[str, Any], now: int) -> None:
-        """In the caller's transaction: raise the debt if any, sign the deduction notice, store the answer.
-
-        `row` is the charge with its final amounts, `hold` its hold as locked (captured amounts final)."""
-        charge_hex = row["charge"]
+                hold.update(bank_cleanup=1, reason="bank_release_pending")
         released = 0
         if row["from_hold"]:
             released = (hold["stored_value"] - hold["sv_captured"]) + (hold["bank"] - hold["bank_captured"])
         if row["debt"]:
-            db.insert(
-                "debts",
-                {
-                    "charge": charge_hex,
-                    "shopper": row["shopper"],
-                    "hold": row["hold"],
-                    "amount": row["debt"],
-                    "repaid": 0,
-                    "created": now,
-                },
-            )
-            db.execute("UPDATE shoppers SET debt = debt + ? WHERE shopper = ?", [row["debt"], row["shopper"]])
-            entry(db, now, "debt", row["debt"], shopper=row["shopper"], hold=row["hold"], charge=charge_hex)
-            deny(db, row["shopper"], row["hold"], now)
+            self._raise_debt(db, row, now)
         notice = sign(
             DeductionNotice(
                 v=VERSION,
                 charge=bytes.fromhex(charge_hex),
-                hold=bytes.fromhex(row["hold"]),
+                hold=bytes.fromhex(hold_hex),
                 shopper=row["shopper"],
                 currency=row["currency"],
                 total=row["amount"],
@@ -307,11 +319,26 @@ class Settlement:
                 "notice": b64(notice),
             }
         )
-        db.execute(
-            "UPDATE charges SET state = 'settled', released = ?, notice = ?, answer = ?, settled = ?,"
-            " claim = NULL, lease_until = 0 WHERE charge = ?",
-            [released, notice, answer, now, charge_hex],
+        row.update(released=released, notice=notice, answer=answer)
+        return lines
+
+    @staticmethod
+    def _raise_debt(db: Tx, row: dict[str, Any], now: int) -> None:
+        """What neither stored value nor the bank covered: a debt, and the shopper and hold denied."""
+        db.insert(
+            "debts",
+            {
+                "charge": row["charge"],
+                "shopper": row["shopper"],
+                "hold": row["hold"],
+                "amount": row["debt"],
+                "repaid": 0,
+                "created": now,
+            },
         )
+        db.execute("UPDATE shoppers SET debt = debt + ? WHERE shopper = ?", [row["debt"], row["shopper"]])
+        entry(db, now, "debt", row["debt"], shopper=row["shopper"], hold=row["hold"], charge=row["charge"])
+        deny(db, row["shopper"], row["hold"], now)
 
     # -- one charge now (the older flow: the gate waits for the notice) ------------------------------
 
@@ -425,3 +452,21 @@ def _evidence(body: bytes) -> Evidence:
     charge = cbor2.loads(cbor2.loads(body)["b"])
     voucher = cbor2.loads(charge["voucher"]["b"])
     return Evidence(encoding.encode(charge["list"]), voucher["shopper_key"])
+
+
+def _shopper_order(row: dict[str, Any]) -> tuple[str, str]:
+    """Charges are worked shopper by shopper in one order, so two workers never wait on each other."""
+    return row["shopper"], row["charge"]
+
+
+def _locked(db: Tx, table: str, column: str, rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The rows of `table` these charges name in `column`, locked in key order, by key."""
+    keys = sorted({r[column] for r in rows})
+    found = select_in(db, f"SELECT * FROM {table}", column, keys, tail=f" ORDER BY {column}{db.for_update}")
+    return {r[column]: r for r in found}
+
+
+def _settled_columns(row: dict[str, Any], now: int) -> list[Any]:
+    """The parameters of the statement that records a charge settled, from its row as worked out."""
+    names = ("bank", "bank_ref", "debt", "last_error", "released", "notice", "answer")
+    return [*(row[n] for n in names), now, row["charge"]]

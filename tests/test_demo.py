@@ -103,6 +103,7 @@ def test_demo_serve_keeps_the_store_running_with_the_lanes_panel(
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        env={**os.environ, "PYTHONFAULTHANDLER": "1"},  # SIGABRT prints where every thread is
     )
     try:
         assert demo.stdout is not None
@@ -125,7 +126,14 @@ def test_demo_serve_keeps_the_store_running_with_the_lanes_panel(
         )
         page.context.close()
         demo.send_signal(signal.SIGINT)  # Ctrl-C
-        assert demo.wait(timeout=30) == 0
+        try:
+            demo.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            demo.send_signal(signal.SIGABRT)
+            raise AssertionError(
+                "Ctrl-C did not stop the demo in 30 s:\n" + demo.stdout.read()[-20000:]
+            ) from None
+        assert demo.returncode == 0, demo.stdout.read()
     finally:
         if demo.poll() is None:
             demo.kill()
