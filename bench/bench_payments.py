@@ -130,14 +130,12 @@ def _queue_charges(
 ) -> tuple[float, SimShopper]:
     """Offline, before the PS serves: shoppers, holds at the bank, and the gate's passes in its outbox."""
     started = time.perf_counter()
-    session = requests.Session()
-    session.trust_env = False
     config = PaymentsConfig(
         database=database,
         store_id=STORE,
         currency=CURRENCY,
         key=key,
-        bank=HttpBank(bank_url, session=session),
+        bank=HttpBank(bank_url, environment=False),
         hold_ttl_s=86400,
     )
     system = PaymentSystem(config)
@@ -250,7 +248,7 @@ def _settle(database: str, key: SigningKey, bank_url: str, latency_ms: int, name
         store_id=STORE,
         currency=CURRENCY,
         key=key,
-        bank=HttpBank(bank_url, timeout_s=30, connections=BANK_CONCURRENCY),
+        bank=HttpBank(bank_url, timeout_s=30, connections=BANK_CONCURRENCY, environment=False),
         settle_workers=SETTLE_WORKERS,
         bank_concurrency=BANK_CONCURRENCY,
         settle_batch=BANK_CONCURRENCY,

@@ -223,7 +223,7 @@ class LocalStack:
             store_id=store_id,
             currency=currency,
             key=key or SigningKey.generate(),
-            bank=HttpBank(bank.url, timeout_s=bank_timeout_s, session=_direct_session()),
+            bank=HttpBank(bank.url, timeout_s=bank_timeout_s, environment=False),
             admin_token=os.urandom(16).hex(),
             clock=clock,
             **settings,

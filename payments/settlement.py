@@ -81,42 +81,42 @@ class Settlement:
         return self._finish(token, steps)
 
     def _claim(self, token: str, limit: int, only: str | None, eager: bool) -> list[dict[str, Any]]:
+        """The charges taken, each written once: its claim, and for a new one its stored-value part."""
         now = self.ctx.now()
         lease = now + self.ctx.config.settle_lease_s
         with self.ctx.db.tx() as db:
             if only is not None:
-                picked = db.all(
-                    "SELECT charge FROM charges WHERE charge = ? AND state != 'settled'"
+                rows = db.all(
+                    "SELECT * FROM charges WHERE charge = ? AND state != 'settled'"
                     f" AND (claim IS NULL OR lease_until <= ?){db.for_update}",
                     [only, now],
                 )
             else:
                 free = "(claim IS NULL OR lease_until <= ?)" if eager else "lease_until <= ?"
-                picked = db.all(
-                    f"SELECT charge FROM charges WHERE state != 'settled' AND {free}"
+                rows = db.all(
+                    f"SELECT * FROM charges WHERE state != 'settled' AND {free}"
                     f" ORDER BY lease_until, received LIMIT ?{db.skip_locked}",
                     [now, limit],
                 )
-            if not picked:
+            if not rows:
                 return []
-            rows = select_in(
-                db,
-                "UPDATE charges SET claim = ?, lease_until = ?",
-                "charge",
-                [r["charge"] for r in picked],
-                params=[token, lease],
-                tail=" RETURNING *",
-            )
             received = sorted((r for r in rows if r["state"] == "received"), key=_shopper_order)
             if received:
                 self._take_stored_value(db, received, now)
+            for row in rows:
+                row.update(claim=token, lease_until=lease)
+            columns = ("claim", "lease_until", "state", "from_hold", "stored_value", "bank_planned", "debt")
+            db.executemany(
+                f"UPDATE charges SET {' = ?, '.join(columns)} = ? WHERE charge = ?",
+                [[*(r[c] for c in columns), r["charge"]] for r in rows],
+            )
             return rows
 
     def _take_stored_value(self, db: Tx, rows: list[dict[str, Any]], now: int) -> None:
         """Step one, in the claiming transaction: the stored-value part, and what the bank is to capture.
 
-        Worked out in memory charge by charge (`rows` in shopper order, updated in place) on the shoppers
-        and holds as locked, then written in one round trip per table."""
+        Worked out in memory charge by charge (`rows` in shopper order, updated in place; the caller writes
+        them) on the shoppers and holds as locked, then written in one round trip per table."""
         shoppers = _locked(db, "shoppers", "shopper", rows)
         holds = _locked(db, "holds", "hold", rows)
         lines = []
@@ -171,14 +171,6 @@ class Settlement:
         db.executemany(
             "UPDATE shoppers SET balance = ?, reserved = ? WHERE shopper = ?",
             [[s["balance"], s["reserved"], s["shopper"]] for s in shoppers.values()],
-        )
-        db.executemany(
-            "UPDATE charges SET state = ?, from_hold = ?, stored_value = ?, bank_planned = ?, debt = ?"
-            " WHERE charge = ?",
-            [
-                [r["state"], r["from_hold"], r["stored_value"], r["bank_planned"], r["debt"], r["charge"]]
-                for r in rows
-            ],
         )
 
     def _bank(self, rows: list[dict[str, Any]]) -> list[_BankStep]:

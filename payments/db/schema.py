@@ -179,4 +179,15 @@ M002 = (
     """,
 )
 
-MIGRATIONS: tuple[tuple[str, tuple[str, ...]], ...] = (("m001_schema", M001), ("m002_gate_instances", M002))
+# The settlement queue's index holds only the charges not yet settled: a chain's table grows by every
+# charge ever made, the queue stays as short as the work left, and settling a charge takes it out.
+M003 = (
+    "DROP INDEX charges_queue",
+    "CREATE INDEX charges_open ON charges (lease_until, received) WHERE state != 'settled'",
+)
+
+MIGRATIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("m001_schema", M001),
+    ("m002_gate_instances", M002),
+    ("m003_open_charges_index", M003),
+)
