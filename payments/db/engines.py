@@ -8,9 +8,9 @@ Everything above this module writes one SQL dialect: `?` placeholders, `INSERT .
   WAL with synchronous=FULL: a COMMIT returns once it is on disk.
 - PostgreSQL (a chain: one server, several payment-system processes): a psycopg pool; each transaction
   on its own connection, READ COMMITTED, rows taken with `FOR UPDATE` (and the settlement queue with
-  `FOR UPDATE SKIP LOCKED`, so workers never wait for each other's rows). Sums of integer money come
-  back as `int`, not `Decimal`. Migrations run under an advisory lock, so processes starting together
-  apply each migration once.
+  `FOR UPDATE SKIP LOCKED`, so workers never wait for each other's rows); rows inserted in bulk with
+  COPY. Sums of integer money come back as `int`, not `Decimal`. Migrations run under an advisory lock,
+  so processes starting together apply each migration once.
 """
 
 from __future__ import annotations
@@ -89,6 +89,15 @@ class _PostgresTx(Tx):
 
     def _sql(self, sql: str) -> str:
         return _placeholders(sql)
+
+    def insert_many(self, table: str, rows: Sequence[dict[str, Any]]) -> None:
+        """COPY: a batch of charges (or of journal lines) is one stream, not a statement per row."""
+        if not rows:
+            return
+        columns = list(rows[0])
+        with self.conn.cursor().copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row([row[c] for c in columns])
 
 
 _PLACEHOLDER_CACHE: dict[str, str] = {}
