@@ -34,7 +34,7 @@ from gate.lane import TapOutcome
 from gate.legality.reasons import text_of
 from gate.money import format_amount
 from gate.panel import Accounts, PanelError, PanelServer
-from gate.peers.server import NatsServer, NatsServerError, local_nodes
+from gate.peers.server import NatsServer, NatsServerError, die_with_parent, local_nodes
 from gate.peers.transport import LocalBus, LocalTransport, Transport
 from gate.protocol.commands import INS_CHALLENGE
 from gate.protocol.documents import Signed, sign
@@ -259,7 +259,7 @@ def peers_transports(folder: Path, say: Timeline, count: int) -> Iterator[tuple[
     With NATS the lanes' configs name the node ([peers] servers) and open_lane connects; the bus is
     handed to open_lane as a transport of each lane's own."""
     try:
-        node = NatsServer(folder / "nats", local_nodes(1)[0])
+        node = NatsServer(folder / "nats", local_nodes(1)[0], preexec_fn=die_with_parent)
         node.start()
     except NatsServerError as exc:
         say("store", f"{exc}: the lanes share their passes over an in-process bus instead (same records)")

@@ -8,6 +8,7 @@ node keeps its JetStream files in its own folder and joins the other lanes' node
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import json
 import shutil
 import signal
@@ -23,6 +24,14 @@ from gate.errors import GateError
 
 CLUSTER_NAME = "selfcheckout"
 MONITOR_PORT = 8222  # nats-server's HTTP monitor, on 127.0.0.1 only
+
+_PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent() -> None:
+    """A child's preexec_fn: SIGTERM when the thread that started it ends, even when it is killed hard, so
+    no node outlives the demo or test that started it (Linux)."""
+    ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 class NatsServerError(GateError, RuntimeError):
