@@ -14,6 +14,7 @@ import dataclasses
 import logging
 import os
 import secrets
+import signal
 import tempfile
 import threading
 import time
@@ -524,8 +525,17 @@ def run(
                         f"{kiosk.url}, state in {folder}. Ctrl-C to stop."
                     )
                     with suppress(KeyboardInterrupt):
+                        _stop_on_signals()
                         (stop or threading.Event()).wait()
     return balanced
+
+
+def _stop_on_signals() -> None:
+    """Ctrl-C, and a plain `kill` as well, end the serving store through its clean shutdown: also when it
+    was started with SIGINT ignored, as a shell's background job is (Python then leaves SIGINT ignored)."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGTERM, signal.default_int_handler)
 
 
 @contextmanager

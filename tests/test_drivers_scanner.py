@@ -151,7 +151,8 @@ def test_unplug_and_replug_delivers_the_next_good_scan(
     assert codes(scanner, 1) == [EAN13]
     pty_pair.kill()
     wait_until(lambda: not scanner.health()["connected"])
-    time.sleep(0.5)  # several reopen attempts fail while unplugged
+    # several reopen attempts fail while unplugged
+    wait_until(lambda: scanner.health()["errors"].get("open-failed", 0) >= 2)
     pty_pair.start()
     wait_until(lambda: scanner.health()["connected"])
     pty_pair.write(b"96385074\r")
