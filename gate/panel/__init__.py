@@ -61,5 +61,10 @@ def serve(
     app = create_app(
         service, secret_key=secret_key_for(panel), accounts=accounts, idle_s=panel.session_idle_s
     )
-    app.extensions["selfcheckout.watch"].start()  # from the start, so an outage's beginning is known
-    return PanelServer(app, panel.host if host is None else host, panel.port if port is None else port)
+    watch = app.extensions["selfcheckout.watch"]
+    watch.start()  # from the start, so an outage's beginning is known
+    try:
+        return PanelServer(app, panel.host if host is None else host, panel.port if port is None else port)
+    except PanelError:
+        watch.close()  # no panel: nothing is to go on looking at the lane
+        raise
