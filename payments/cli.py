@@ -1,18 +1,26 @@
 """`selfcheckout payments ...`: run the store payment system and the simulated bank, and administer them.
 
-The administration commands (enrol, top-up, price, reconcile) work on the database directly, so a store
-can use them with the server running or not; the store id and currency are read from the database.
+The administration commands (enrol-gate, enrol-shopper, top-up, price, reconcile, sweep) work on the
+database directly, so a store can use them with the server running or not; the store id and currency are
+read from the database. They take it as `--db` (a SQLite file, or a chain's postgresql:// URL) or as
+`--config payments.toml` (the database `payments run` would use: `database_url`, else `database`), exactly
+one of the two. They never make a database: a missing SQLite file is refused, and so is a database without
+the store id and currency `payments init` (or the first `payments run`) wrote, a PostgreSQL one before
+anything is written to it (`_offline`). Every failure is one line; a URL is shown without its password.
 """
 
 from __future__ import annotations
 
 import json
 import threading
+import urllib.parse
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import click
 
+from gate.errors import ConfigError
 from gate.protocol.keys import (
     SigningKey,
     read_public_key,
@@ -22,18 +30,39 @@ from gate.protocol.keys import (
 )
 from payments.bank import HttpBank
 from payments.context import PaymentsConfig
-from payments.db import open_database, read_settings
+from payments.db import is_postgres_url, open_database, read_settings
+from payments.db.engines import _redact
 from payments.errors import PaymentsError
 from payments.system import PaymentSystem
 
-_DB = click.option(
-    "--db", "database", required=True, type=click.Path(dir_okay=False, path_type=Path), help="SQLite file."
-)
+_SETTINGS = ("store_id", "currency")  # what `payments init` / `payments run` write into a new database
+
+
+def _db_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """`--db PATH_OR_URL` or `--config FILE`: where an administration command finds the database."""
+    command = click.option(
+        "--config",
+        "config_path",
+        type=click.Path(path_type=Path, dir_okay=False),
+        help="The payment system's config (payments.toml): the database it names (its database_url, "
+        "else its database). Instead of --db.",
+    )(command)
+    return click.option(
+        "--db",
+        "database",
+        metavar="PATH_OR_URL",
+        help="The payment system's database: a SQLite file, or a chain's postgresql:// URL. "
+        "Instead of --config.",
+    )(command)
 
 
 @click.group()
 def group() -> None:
-    """The store payment system (holds, charges, notices, feeds) and its simulated bank."""
+    """The store payment system (holds, charges, notices, feeds) and its simulated bank.
+
+    The administration commands (enrol-gate, enrol-shopper, top-up, price, reconcile, sweep) name the
+    database with --db (a SQLite file, or a postgresql:// URL) or with --config payments.toml.
+    """
 
 
 @group.command()
@@ -153,21 +182,115 @@ def bank(host: str, port: int, latency_ms: int, decline_rate: float, seed: int |
     serve(create_bank_app(sim), host, port, threads=threads, banner=f"simulated bank on http://{host}:{port}")
 
 
-def _offline(database: Path) -> PaymentSystem:
-    """The payment system on an existing database, without key or bank, for administration."""
+def _offline(database: str | None, config_path: Path | None) -> PaymentSystem:
+    """The payment system on an existing database, without key or bank, for administration.
+
+    A database is used only when it holds the settings `payments init` or the first `payments run` wrote
+    (store id and currency). Opening it for the payment system (`open_database`) brings its schema up to
+    date, and on an empty database that makes one, so what is checked before opening differs:
+    - SQLite: a database that does not exist would be created, so a missing file is refused; an existing
+      file is opened as `payments run` opens it.
+    - PostgreSQL: the database a URL names always exists (`createdb` makes it empty), so existence says
+      nothing, and `open_database` would migrate the whole schema into it: a store's database before
+      `payments init`, or a mistyped name that is another application's database. So its settings are
+      read first on a plain connection that writes nothing, and it is opened only when they are there.
+    """
+    target = _target(database, config_path)
+    settings = _postgres_settings(target) if is_postgres_url(target) else _sqlite_settings(Path(target))
+    if any(name not in settings for name in _SETTINGS):
+        raise click.ClickException(
+            f"{_shown(target)}: not a payment-system database (it holds no store id and currency); "
+            "run `selfcheckout payments init --config payments.toml` or `payments run` on it first"
+        )
+    config = PaymentsConfig(
+        database=target, store_id=settings["store_id"], currency=settings["currency"], db_connections=2
+    )
+    try:
+        return PaymentSystem(config)
+    except PaymentsError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+def _target(database: str | None, config_path: Path | None) -> str | Path:
+    """The database --db names, or the one the config names (database_url, else database), as `run`
+    reads it; exactly one of the two."""
+    if database is not None and config_path is not None:
+        raise click.UsageError("--db and --config both given: name the database with one of them")
+    if database is not None:
+        if is_postgres_url(database):
+            return database
+        if Path(database).is_dir():
+            raise click.BadParameter(f"{database} is a folder, not a database file", param_hint="--db")
+        return Path(database)
+    if config_path is None:
+        raise click.UsageError("name the database: --db PATH_OR_URL, or --config payments.toml")
+    from payments import config as ps_config
+
+    try:
+        cfg = ps_config.load(config_path)
+    except ConfigError as exc:  # the line `payments run` stops with
+        raise click.ClickException(str(exc)) from exc
+    return cfg.store.database_url or cfg.store.database
+
+
+def _sqlite_settings(database: Path) -> dict[str, str]:
     if not database.exists():
         raise click.ClickException(f"{database}: no such database (start `payments run` once to create it)")
-    db = open_database(database)
+    try:
+        db = open_database(database)
+    except PaymentsError as exc:
+        raise click.ClickException(str(exc)) from exc
     try:
         with db.read() as tx:
-            settings = read_settings(tx)
+            return read_settings(tx)
     finally:
         db.close()
-    if "store_id" not in settings:
-        raise click.ClickException(f"{database}: not a payment-system database")
-    return PaymentSystem(
-        PaymentsConfig(database=database, store_id=settings["store_id"], currency=settings["currency"])
-    )
+
+
+def _postgres_settings(url: str) -> dict[str, str]:
+    """The settings of the database `url` names, read without writing (none: {}); one line on failure."""
+    try:
+        import psycopg
+    except ImportError as exc:
+        raise click.ClickException(
+            "PostgreSQL needs psycopg and psycopg-pool: pip install 'selfcheckout[postgres]'"
+        ) from exc
+    try:
+        conn = psycopg.connect(url, connect_timeout=10, autocommit=True)
+    except psycopg.Error as exc:
+        raise click.ClickException(
+            f"cannot connect to PostgreSQL at {_redact(url)}: {_one_line(exc, url)}"
+        ) from exc
+    with conn:
+        try:
+            row = conn.execute("SELECT to_regclass('settings') IS NOT NULL").fetchone()
+            if not (row and row[0]):
+                return {}
+            rows = conn.execute("SELECT name, value FROM settings").fetchall()
+        except psycopg.Error as exc:
+            raise click.ClickException(
+                f"{_redact(url)}: cannot read its settings: {_one_line(exc, url)}"
+            ) from exc
+    return {str(name): str(value) for name, value in rows}
+
+
+def _one_line(exc: Exception, url: str) -> str:
+    """A driver's message on one line, without the URL's password should the driver repeat it."""
+    text = " ".join(str(exc).split())
+    secrets = {urllib.parse.urlsplit(url).password}
+    try:
+        from psycopg.conninfo import conninfo_to_dict
+
+        secrets.add(conninfo_to_dict(url).get("password"))
+    except Exception:  # a URL the driver cannot parse: its own message says so
+        pass
+    for secret in secrets - {None, ""}:
+        text = text.replace(str(secret), "***")
+    return text
+
+
+def _shown(target: str | Path) -> str:
+    return _redact(str(target)) if is_postgres_url(target) else str(target)
 
 
 def _echo(value: Any) -> None:
@@ -175,13 +298,15 @@ def _echo(value: Any) -> None:
 
 
 @group.command("enrol-gate")
-@_DB
+@_db_options
 @click.option("--gate", required=True, help="The gate id from its lane config.")
 @click.option("--public-key-file", required=True, type=click.Path(path_type=Path))
 @click.option("--instance", help="The gate database's instance id, as `selfcheckout gate init` printed it.")
-def enrol_gate(database: Path, gate: str, public_key_file: Path, instance: str | None) -> None:
+def enrol_gate(
+    database: str | None, config_path: Path | None, gate: str, public_key_file: Path, instance: str | None
+) -> None:
     """Enrol a gate's public key, so the payment system accepts its charges."""
-    system = _offline(database)
+    system = _offline(database, config_path)
     try:
         _echo(system.enrol_gate(gate, read_public_key(public_key_file), instance)[1])
     finally:
@@ -189,13 +314,15 @@ def enrol_gate(database: Path, gate: str, public_key_file: Path, instance: str |
 
 
 @group.command("enrol-shopper")
-@_DB
+@_db_options
 @click.option("--shopper", required=True)
 @click.option("--public-key", "public_key", required=True, help="The phone's public key, 64 hex digits.")
 @click.option("--bank-account", help="The bound bank account (none: stored value only).")
-def enrol_shopper(database: Path, shopper: str, public_key: str, bank_account: str | None) -> None:
+def enrol_shopper(
+    database: str | None, config_path: Path | None, shopper: str, public_key: str, bank_account: str | None
+) -> None:
     """Enrol a shopper with their phone's public key."""
-    system = _offline(database)
+    system = _offline(database, config_path)
     try:
         _echo(system.enrol_shopper(shopper, bytes.fromhex(public_key), bank_account)[1])
     except ValueError as exc:
@@ -205,13 +332,13 @@ def enrol_shopper(database: Path, shopper: str, public_key: str, bank_account: s
 
 
 @group.command("top-up")
-@_DB
+@_db_options
 @click.option("--shopper", required=True)
 @click.option("--amount", required=True, type=int, help="Minor units.")
 @click.option("--reference", required=True, help="Idempotency key of this top-up (e.g. the till receipt).")
-def top_up(database: Path, shopper: str, amount: int, reference: str) -> None:
+def top_up(database: str | None, config_path: Path | None, shopper: str, amount: int, reference: str) -> None:
     """Add stored value (it pays the shopper's debts first)."""
-    system = _offline(database)
+    system = _offline(database, config_path)
     try:
         _echo(system.top_up(shopper, amount, reference)[1])
     finally:
@@ -219,7 +346,7 @@ def top_up(database: Path, shopper: str, amount: int, reference: str) -> None:
 
 
 @group.command()
-@_DB
+@_db_options
 @click.option("--code", required=True)
 @click.option("--name", required=True)
 @click.option("--category", default="grocery", show_default=True)
@@ -227,10 +354,17 @@ def top_up(database: Path, shopper: str, amount: int, reference: str) -> None:
 @click.option("--price", required=True, type=int, help="Minor units per unit.")
 @click.option("--valid-from", type=int, help="Unix time (default: now).")
 def price(
-    database: Path, code: str, name: str, category: str, unit: str, price: int, valid_from: int | None
+    database: str | None,
+    config_path: Path | None,
+    code: str,
+    name: str,
+    category: str,
+    unit: str,
+    price: int,
+    valid_from: int | None,
 ) -> None:
     """Set a product's price; gates learn it from the feed."""
-    system = _offline(database)
+    system = _offline(database, config_path)
     item: dict[str, Any] = {"code": code, "name": name, "category": category, "unit": unit, "price": price}
     if valid_from is not None:
         item["valid_from"] = valid_from
@@ -241,11 +375,11 @@ def price(
 
 
 @group.command("reconcile")
-@_DB
+@_db_options
 @click.option("--json", "as_json", is_flag=True, help="Print the whole report as JSON.")
-def reconcile_command(database: Path, as_json: bool) -> None:
+def reconcile_command(database: str | None, config_path: Path | None, as_json: bool) -> None:
     """Check that the ledger balances; exit status 1 if it does not."""
-    system = _offline(database)
+    system = _offline(database, config_path)
     try:
         report = system.reconcile()
     finally:
@@ -267,17 +401,17 @@ def reconcile_command(database: Path, as_json: bool) -> None:
 
 
 @group.command()
-@_DB
+@_db_options
 @click.option("--key", "key_path", required=True, type=click.Path(path_type=Path))
 @click.option("--bank-url", required=True)
-def sweep(database: Path, key_path: Path, bank_url: str) -> None:
+def sweep(database: str | None, config_path: Path | None, key_path: Path, bank_url: str) -> None:
     """Release expired holds and finish captures and releases the bank left pending."""
-    offline = _offline(database)
+    offline = _offline(database, config_path)
     config = offline.config
     offline.close()
     system = PaymentSystem(
         PaymentsConfig(
-            database=database,
+            database=config.database,
             store_id=config.store_id,
             currency=config.currency,
             key=read_secret_key(key_path),

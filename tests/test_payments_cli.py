@@ -1,4 +1,5 @@
-"""`selfcheckout payments ...`: every command has help; keygen; the administration commands on a database;
+"""`selfcheckout payments ...`: every command has help; keygen; the administration commands on a SQLite
+file and on a PostgreSQL database (a throwaway server), named by --db or by --config, and what they refuse;
 and `run` + `bank` as real processes answering HTTP.
 """
 
@@ -11,11 +12,13 @@ import stat
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
+import psycopg
 import pytest
 import requests
-from click.testing import CliRunner
+from click.testing import CliRunner, Result
 
 from gate.protocol.documents import HoldVoucher, open_signed
 from gate.protocol.keys import (
@@ -27,11 +30,13 @@ from gate.protocol.keys import (
 from payments.cli import group
 from payments.config import example_with
 from payments.context import PaymentsConfig
+from payments.db import DatabaseError
+from payments.db.cluster import PostgresCluster
 from payments.errors import PaymentsError
 from payments.local import SimShopper
 from payments.system import PaymentSystem
 from selfcheckout.cli import main
-from tests.fixtures.payments import free_port
+from tests.fixtures.payments import engine_fixture, free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -54,54 +59,188 @@ def test_keygen_writes_a_private_key_and_refuses_to_overwrite(tmp_path: Path) ->
     assert again.exit_code == 1 and "--force" in again.output
 
 
-def test_administration_commands_on_the_database(tmp_path: Path) -> None:
-    db = tmp_path / "ps.db"
-    PaymentSystem(PaymentsConfig(database=db, store_id="store-0001", currency="EUR")).close()
+# -- the administration commands, on SQLite and on a chain's PostgreSQL ------------------------------------
+
+ps_engine = engine_fixture()  # every test here that takes ps_database runs on both databases
+
+_ADMIN = {  # each administration command with the options it needs besides the database
+    "enrol-gate": ["--gate", "gate-01", "--public-key-file", "gate.pub"],
+    "enrol-shopper": ["--shopper", "alice", "--public-key", "00" * 32],
+    "top-up": ["--shopper", "alice", "--amount", "1", "--reference", "r1"],
+    "price": ["--code", "4006381333931", "--name", "Pen", "--price", "129"],
+    "reconcile": [],
+    "sweep": ["--key", "keys/ps.key", "--bank-url", "http://127.0.0.1:9"],
+}
+
+
+def _args(command: str, folder: Path) -> list[str]:
+    """The command's options besides the database, its files in `folder` (where `payments init` ran)."""
+    return [str(folder / a) if a in ("gate.pub", "keys/ps.key") else a for a in _ADMIN[command]]
+
+
+@pytest.fixture(scope="module")
+def postgres_cluster() -> Iterator[PostgresCluster]:
+    """The PostgreSQL these tests run on. One that cannot start fails them: a skip would pass a run in
+    which the commands were never tried on a chain's database."""
+    try:
+        cluster = PostgresCluster()
+    except DatabaseError as exc:
+        pytest.fail(f"PostgreSQL did not start: {exc}", pytrace=False)
+    with cluster:
+        yield cluster
+
+
+def _store(database: str) -> dict[str, str]:
+    """The [store] keys of a config naming `database` (a SQLite file or a postgresql:// URL)."""
+    return {"database_url": database} if database.startswith("postgresql://") else {"database": database}
+
+
+def _payments(*args: str) -> Result:
+    return CliRunner().invoke(main, ["payments", *args])
+
+
+def _one_line_error(result: Result) -> str:
+    assert result.exit_code == 1, result.output
+    assert isinstance(result.exception, SystemExit), result.exception  # a message, not a traceback
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: "), result.output
+    return lines[0]
+
+
+@pytest.mark.parametrize("given", ["--db", "--config"])
+def test_administration_commands_on_either_database(tmp_path: Path, ps_database: str, given: str) -> None:
+    config = tmp_path / "payments.toml"
+    config.write_text(example_with(store=_store(ps_database)))
+    made = _payments("init", "--config", str(config))
+    assert made.exit_code == 0, made.output
+    where = [given, ps_database if given == "--db" else str(config)]
     gate_key = SigningKey.generate()
     write_public_key(tmp_path / "gate.pub", gate_key.public_key)
-    runner = CliRunner()
+    shopper = SimShopper("alice")
 
-    def run(*args: str) -> str:
-        result = runner.invoke(main, ["payments", *args])
+    def run(command: str, *args: str) -> str:
+        result = _payments(command, *where, *args)
         assert result.exit_code == 0, result.output
         return result.output
 
-    gate = json.loads(
-        run(
-            "enrol-gate",
-            "--db",
-            str(db),
-            "--gate",
-            "gate-01",
-            "--public-key-file",
-            str(tmp_path / "gate.pub"),
-        )
-    )
+    gate = json.loads(run("enrol-gate", "--gate", "gate-01", "--public-key-file", str(tmp_path / "gate.pub")))
     assert gate["key_id"] == gate_key.key_id and gate["active"]
-    shopper = SimShopper("alice")
-    run("enrol-shopper", "--db", str(db), "--shopper", "alice", "--public-key", shopper.key.public_key.hex())
+    enrolled = json.loads(
+        run("enrol-shopper", "--shopper", "alice", "--public-key", shopper.key.public_key.hex())
+    )
+    assert enrolled["balance"] == 0
     assert (
-        json.loads(
-            run("top-up", "--db", str(db), "--shopper", "alice", "--amount", "700", "--reference", "r1")
-        )["balance"]
+        json.loads(run("top-up", "--shopper", "alice", "--amount", "700", "--reference", "r1"))["balance"]
         == 700
     )
+    again = json.loads(run("top-up", "--shopper", "alice", "--amount", "700", "--reference", "r1"))
+    assert again["balance"] == 700  # the same till receipt twice is one top-up
     assert (
-        json.loads(
-            run("price", "--db", str(db), "--code", "4006381333931", "--name", "Pen", "--price", "129")
-        )["version"]
-        == 1
+        json.loads(run("price", "--code", "4006381333931", "--name", "Pen", "--price", "129"))["version"] == 1
     )
-    assert "balanced: True" in run("reconcile", "--db", str(db))
-    report = json.loads(run("reconcile", "--db", str(db), "--json"))
-    assert report["stored_value"] == {"top_ups": 700, "balances": 700, "reserved": 0}
-    bad = runner.invoke(
-        main,
-        ["payments", "top-up", "--db", str(db), "--shopper", "nobody", "--amount", "1", "--reference", "x"],
+    assert "balanced: True" in run("reconcile")
+    report = json.loads(run("reconcile", "--json"))
+    assert report["balanced"] and report["stored_value"] == {"top_ups": 700, "balances": 700, "reserved": 0}
+    swept = json.loads(
+        run("sweep", "--key", str(tmp_path / "keys" / "ps.key"), "--bank-url", "http://127.0.0.1:9")
     )
-    assert bad.exit_code == 1 and "no shopper nobody" in bad.output
-    missing = runner.invoke(main, ["payments", "reconcile", "--db", str(tmp_path / "none.db")])
-    assert missing.exit_code == 1 and "no such database" in missing.output
+    assert swept["errors"] == 0
+    bad = _payments("top-up", *where, "--shopper", "nobody", "--amount", "1", "--reference", "x")
+    assert "no shopper nobody" in _one_line_error(bad)
+
+    # What the server the maintainer runs next finds in its database: the gate, the shopper's money.
+    system = PaymentSystem(PaymentsConfig(database=ps_database, store_id="store-0001", currency="EUR"))
+    try:
+        assert [(g["gate"], g["key_id"], g["active"]) for g in system.gates()] == [
+            ("gate-01", gate_key.key_id, True)
+        ]
+        assert system.shopper("alice")["balance"] == 700
+    finally:
+        system.close()
+    if ps_database.startswith("postgresql://"):
+        assert not (tmp_path / "payments.db").exists()  # the config's SQLite path is not the database
+
+
+@pytest.mark.parametrize("command", sorted(_ADMIN))
+def test_the_database_is_named_by_exactly_one_of_db_and_config(tmp_path: Path, command: str) -> None:
+    config = tmp_path / "payments.toml"
+    config.write_text(example_with())
+    assert _payments("init", "--config", str(config)).exit_code == 0
+    write_public_key(tmp_path / "gate.pub", SigningKey.generate().public_key)
+    args = _args(command, tmp_path)
+    neither = _payments(command, *args)
+    assert neither.exit_code == 2 and "name the database: --db PATH_OR_URL, or --config" in neither.output
+    both = _payments(command, "--db", str(tmp_path / "payments.db"), "--config", str(config), *args)
+    assert both.exit_code == 2 and "--db and --config both given" in both.output
+    help_text = _payments(command, "--help").output
+    assert "--db PATH_OR_URL" in help_text and "postgresql://" in help_text and "--config FILE" in help_text
+
+
+def test_a_missing_sqlite_file_is_refused_as_before_and_not_made(tmp_path: Path) -> None:
+    missing = tmp_path / "none.db"
+    line = _one_line_error(_payments("reconcile", "--db", str(missing)))
+    assert line == f"Error: {missing}: no such database (start `payments run` once to create it)"
+    config = tmp_path / "payments.toml"
+    config.write_text(example_with(store={"database": str(missing)}))
+    assert _one_line_error(_payments("reconcile", "--config", str(config))) == line
+    assert not missing.exists()
+
+
+def test_an_unreachable_postgresql_is_one_line_without_the_password(tmp_path: Path) -> None:
+    url = f"postgresql://ps:s3cret-pw@127.0.0.1:{free_port()}/store_0001"
+    line = _one_line_error(_payments("enrol-gate", "--db", url, "--gate", "g", "--public-key-file", "x"))
+    assert line.startswith("Error: cannot connect to PostgreSQL at postgresql://ps:***@127.0.0.1:"), line
+    assert "s3cret-pw" not in line
+    config = tmp_path / "payments.toml"
+    config.write_text(example_with(store={"database_url": url}))
+    assert _one_line_error(_payments("reconcile", "--config", str(config))) == line
+
+
+def test_a_postgresql_database_that_does_not_exist_is_one_line_without_the_password(
+    postgres_cluster: PostgresCluster,
+) -> None:
+    url = postgres_cluster.url("no_such_store").replace("postgres@", "postgres:s3cret-pw@")
+    line = _one_line_error(_payments("reconcile", "--db", url))
+    assert "cannot connect to PostgreSQL at postgresql://postgres:***@" in line and "no_such_store" in line
+    assert "s3cret-pw" not in line
+
+
+@pytest.mark.parametrize("given", ["--db", "--config"])
+def test_an_empty_postgresql_database_is_refused_and_left_empty(
+    tmp_path: Path, postgres_cluster: PostgresCluster, given: str
+) -> None:
+    url = postgres_cluster.create_database(f"empty_{given[2:]}")
+    config = tmp_path / "payments.toml"
+    config.write_text(example_with(store={"database_url": url}))
+    where = [given, url if given == "--db" else str(config)]
+    for command in ("enrol-gate", "top-up", "reconcile"):
+        line = _one_line_error(_payments(command, *where, *_args(command, tmp_path)))
+        assert line == (
+            f"Error: {url}: not a payment-system database (it holds no store id and currency); "
+            "run `selfcheckout payments init --config payments.toml` or `payments run` on it first"
+        )
+    with psycopg.connect(url) as conn:
+        tables = conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'").fetchall()
+    assert tables == []  # no schema was made in it
+    made = _payments("init", "--config", str(config))  # what the sentence says to do
+    assert made.exit_code == 0, made.output
+    assert "balanced: True" in _payments("reconcile", *where).output
+
+
+def test_a_sqlite_file_that_is_not_a_payment_database_is_refused(tmp_path: Path) -> None:
+    other = tmp_path / "other.db"
+    other.write_bytes(b"")
+    line = _one_line_error(_payments("reconcile", "--db", str(other)))
+    assert line.startswith(f"Error: {other}: not a payment-system database") and "payments init" in line
+
+
+def test_a_malformed_config_is_the_line_run_gives(tmp_path: Path) -> None:
+    config = tmp_path / "payments.toml"
+    config.write_text(example_with(store={"currency": "euro"}))
+    line = _one_line_error(_payments("run", "--config", str(config)))
+    assert "store.currency" in line
+    for command in sorted(_ADMIN):
+        assert _one_line_error(_payments(command, "--config", str(config), *_args(command, tmp_path))) == line
 
 
 def test_a_database_belongs_to_one_store(tmp_path: Path) -> None:
