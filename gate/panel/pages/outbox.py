@@ -1,9 +1,16 @@
-"""The charge outbox: what waits to be sent, what the payment system refused for good, and requeueing one
-once its cause is fixed (technicians only); replay incidents (one list charged from another gate's copy)
-are listed apart, settled, with nothing to requeue."""
+"""The charge outbox: what waits to be sent, what the payment system refused for good, and requeueing
+(technicians only) one flagged charge, or every flagged charge at once, once the cause is fixed; replay
+incidents (one list charged from another gate's copy) are listed apart, settled, with nothing to requeue.
+
+Requeueing every flagged charge takes those flagged when the request arrives, not those the page showed: the
+form posts the count the technician saw, and the flash says how many were really requeued when it differs
+(another charge was flagged, or someone requeued them meanwhile). Either way it is safe: a requeued charge
+is sent again with the same id, so it can never be charged twice.
+"""
 
 from __future__ import annotations
 
+import re
 import time
 from typing import Any
 
@@ -17,18 +24,24 @@ from gate.store import StoreError
 
 bp = Blueprint("outbox", __name__)
 NAV = [("Outbox", "outbox.index", TECHNICIAN)]
+SHOWN = 100  # rows of each table
+_COUNT = re.compile(r"[0-9]{1,6}")
 
 
 @bp.get("/outbox")
 @require(TECHNICIAN)
 def index() -> Any:
     store = service().store
+    backlog = store.outbox_backlog()
+    # Every flagged charge, to count them: they are part of the backlog, which the offline budget bounds.
+    flagged = store.outbox_entries("flagged", max(backlog.count, SHOWN))
     return render_template(
         "outbox.html",
-        flagged=store.outbox_entries("flagged", 100),
-        conflicts=store.outbox_entries("conflict", 100),
-        pending=store.outbox_entries("pending", 100),
-        backlog=store.outbox_backlog(),
+        flagged=flagged[:SHOWN],
+        flagged_count=len(flagged),
+        conflicts=store.outbox_entries("conflict", SHOWN),
+        pending=store.outbox_entries("pending", SHOWN),
+        backlog=backlog,
         currency=service().config.lane.currency,
         now=time.time(),
     )
@@ -48,3 +61,30 @@ def requeue() -> Any:
         svc.forwarder.notify()
     flash(f"charge {charge.hex()} requeued: the forwarder sends it again", "ok")
     return redirect(url_for("outbox.index"), 303)
+
+
+@bp.post("/outbox/requeue-all")
+@require(TECHNICIAN)
+def requeue_all() -> Any:
+    seen = shown_count(posted("shown").get("shown"))
+    svc = service()
+    count = svc.store.outbox_requeue_flagged(time.time())
+    if count == 0:
+        flash("no charge was flagged: nothing was requeued", "ok")
+        return redirect(url_for("outbox.index"), 303)
+    charges = "1 flagged charge" if count == 1 else f"{count} flagged charges"
+    record(f"{charges} requeued from the panel", {"count": count, "shown": seen})
+    if svc.forwarder is not None:
+        svc.forwarder.notify()
+    since = "" if count == seen else f" ({seen} when the page was loaded)"
+    flash(f"{charges} requeued{since}: the forwarder sends {'it' if count == 1 else 'them'} again", "ok")
+    return redirect(url_for("outbox.index"), 303)
+
+
+def shown_count(value: str | None) -> int:
+    """How many flagged charges the page showed: a whole number (what is requeued is what is flagged now)."""
+    if value is None:
+        raise forms.FormError("shown: missing; expected the number of flagged charges the page showed")
+    if not _COUNT.fullmatch(value):
+        raise forms.FormError(f"shown: {forms.shown(value)} is not a whole number")
+    return int(value)
