@@ -179,7 +179,10 @@ class Document:
         return out
 
     def encode(self) -> bytes:
-        return encoding.encode(self.to_map())
+        """The document's deterministic bytes: those it was decoded from, when it was (the decoder refuses
+        any other spelling, so they are the same bytes), else encoded from its fields."""
+        data = self.__dict__.get("_encoded")
+        return data if data is not None else encoding.encode(self.to_map())
 
     def hash(self) -> bytes:
         """SHA-256 of the document's bytes as sent: what an exit answer or a kiosk poll names.
@@ -285,6 +288,7 @@ def open_signed(value: Any, doc_class: type[D], where: str = "") -> Signed[D]:
         raise DecodeError(f"{where}: expected a {doc_class.TYPE} document, got {fields['t']!r}")
     body_map = encoding.decode(fields["b"])
     doc = doc_class.from_map(body_map, where)
+    doc.__dict__["_encoded"] = fields["b"]
     return Signed(fields["t"], fields["k"], fields["b"], fields["s"], doc)
 
 

@@ -67,7 +67,11 @@ def _not_canonical(value: Any, data: bytes, why: str) -> DecodeError:
 
 
 def _types_ok(value: Any, depth: int, ordered: bool) -> bool:
-    """The fast path of _check_types (same verdict, no message), and with `ordered` the key order check."""
+    """The fast path of _check_types (same verdict, no message), and with `ordered` the key order check.
+
+    Every document is walked here when decoded and when encoded, so the leaves (most of the items) are
+    judged in their container's loop rather than by a call each, and a map's keys by their tuple (_keys_ok).
+    """
     if depth > MAX_DEPTH:
         return False
     t = type(value)
@@ -76,29 +80,61 @@ def _types_ok(value: Any, depth: int, ordered: bool) -> bool:
     if t is int:
         return _INT_MIN <= value <= _INT_MAX
     if t is list:
-        for item in value:  # noqa: SIM110 - a plain loop; all() with a generator is slower here
-            if not _types_ok(item, depth + 1, ordered):
-                return False
-        return True
-    if t is dict:
-        previous: tuple[int, bytes] | None = None
-        for key, item in value.items():
-            if type(key) is not str:
-                return False
-            raw = key.encode()
-            if len(raw) > 23:
-                return False
-            if ordered:
-                # Bytewise order of the encoded keys; with keys of at most 23 bytes the head byte holds the
-                # length, so this is (length, bytes) order: RFC 8949 4.2.1 and RFC 7049 canonical agree.
-                here = (len(raw), raw)
-                if previous is not None and here <= previous:
-                    return False
-                previous = here
-            if not _types_ok(item, depth + 1, ordered):
-                return False
-        return True
-    return False
+        items: Any = value
+    elif t is dict:
+        if not _keys_ok(tuple(value), ordered):
+            return False
+        items = value.values()
+    else:
+        return False
+    if depth == MAX_DEPTH and value:
+        return False  # its items would be one level too deep
+    for item in items:
+        t = type(item)
+        if t is str or t is bytes:
+            continue
+        if t is int:
+            if _INT_MIN <= item <= _INT_MAX:
+                continue
+            return False
+        if not _types_ok(item, depth + 1, ordered):
+            return False
+    return True
+
+
+# The verdicts on the key tuples seen, (text keys of at most 23 bytes, and in deterministic order): documents
+# have a few fixed key sets, met again with every document. Bounded, since any input can bring new ones.
+_KEY_VERDICTS: dict[tuple[Any, ...], tuple[bool, bool]] = {}
+_KEY_VERDICTS_MAX = 1024
+_KEY_VERDICT_MAX_KEYS = 32
+
+
+def _keys_ok(keys: tuple[Any, ...], ordered: bool) -> bool:
+    verdict = _KEY_VERDICTS.get(keys)
+    if verdict is None:
+        verdict = _key_verdict(keys)
+        if len(_KEY_VERDICTS) < _KEY_VERDICTS_MAX and len(keys) <= _KEY_VERDICT_MAX_KEYS:
+            _KEY_VERDICTS[keys] = verdict
+    short_text, in_order = verdict
+    return short_text and (in_order or not ordered)
+
+
+def _key_verdict(keys: tuple[Any, ...]) -> tuple[bool, bool]:
+    previous: tuple[int, bytes] | None = None
+    in_order = True
+    for key in keys:
+        if type(key) is not str:
+            return False, False
+        raw = key.encode()
+        if len(raw) > 23:
+            return False, False
+        # Bytewise order of the encoded keys; with keys of at most 23 bytes the head byte holds the length,
+        # so this is (length, bytes) order: RFC 8949 4.2.1 and RFC 7049 canonical agree.
+        here = (len(raw), raw)
+        if previous is not None and here <= previous:
+            in_order = False
+        previous = here
+    return True, in_order
 
 
 def _check_types(value: Any, depth: int, where: str) -> None:
