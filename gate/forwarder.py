@@ -4,20 +4,8 @@ Everything it knows is in the outbox (gate.store): a restart, a power cut or a S
 request loses nothing, because a charge leaves the `pending` state only once the payment system's answer is
 recorded. Sending the same charge again is safe: the payment system is idempotent by charge id.
 
-Charges go in batches (`POST /v1/charges` with `{"charges": [...]}`, docs/payments-api.md). `classify`
-is the one place an answer becomes an outbox state:
-
-| answer for a charge                                    | outbox      | why                                 |
-|--------------------------------------------------------|-------------|-------------------------------------|
-| `accepted`                                             | accepted    | recorded; the notice comes later    |
-| `settled` with a deduction notice that verifies        | settled     | the payment system took it          |
-| `refused` with a charge-refusal that verifies for this | flagged     | the PS stands behind it: technician |
-| body                                                   |             |                                     |
-| `refused` as a charge_conflict whose signed refusal    | conflict    | the list was charged once, from the |
-| names the copy that won (another gate's, a replay)     |             | other copy: a replay incident, out  |
-|                                                        |             | of the offline budget               |
-| anything else: 5xx, a 4xx without a signed refusal (a  | retry later | it may pass next time: back off     |
-| proxy, a captive portal), timeout, refused, garbage    |             |                                     |
+Charges go in batches (`POST /v1/charges` with `{"charges": [...]}`, docs/payments-api.md);
+`gate.payment_answers.classify` is the one place an answer becomes an outbox state.
 
 An accepted charge's notice is pulled in batches (`POST /v1/notices`) until it arrives; the pull is signed
 with this gate's key (a notice tells how a shopper's money moved), and answers only this gate's charges.
@@ -33,95 +21,43 @@ not charges are waiting. One request at a time, so never two requests for one ch
 from __future__ import annotations
 
 import base64
-import hashlib
 import logging
 import random
 import threading
 import time
+from bisect import bisect_right
 from collections.abc import Callable
 from dataclasses import dataclass
+from itertools import accumulate
 from typing import TYPE_CHECKING, Any
 
 import requests
 
-from gate.errors import GateError, ProtocolError
+from gate.errors import GateError
 from gate.http import environment_session
-from gate.protocol.documents import ChargeRefusal, DeductionNotice, open_signed
+from gate.payment_answers import MAX_ERROR_CHARS, Verdict, classify, error_of
 from gate.protocol.feed import Gs1Entry
 from gate.protocol.keys import SigningKey, TrustedKeys, read_secret_key
 from gate.protocol.notice_request import gate_notices_message
 from gate.store import GateStore, OutboxEntry
-from gate.sync import SyncError, SyncResult, sync_feed
+from gate.sync import SyncError, SyncResult, gs1_mismatch, sync_feed
 
 if TYPE_CHECKING:
     from gate.config import LaneConfig
 
 log = logging.getLogger(__name__)
 
-MAX_ERROR_CHARS = 500
 NOTICE_BATCH = 500
-# A request stays under the payment system's 256 KiB body limit: about 100 charges of ordinary baskets.
-MAX_REQUEST_BYTES = 240_000
+# A request stays under the payment system's 2 MiB body limit: a whole batch of 500 ordinary baskets, so a
+# long backlog goes in few requests. A smaller limit on the way (a proxy's, an older payment system's 256
+# KiB) answers 413, and the forwarder halves its requests until they pass (`request_bytes`).
+MAX_REQUEST_BYTES = 2_000_000
 
 
 def full_jitter(attempt: int, base_s: float, cap_s: float, rng: random.Random) -> float:
     """Seconds to wait after failure number attempt (0-based): uniform in [0, min(cap, base * 2**attempt)]."""
     ceiling = min(cap_s, base_s * 2.0 ** min(max(attempt, 0), 64))
     return rng.uniform(0.0, ceiling)
-
-
-@dataclass(frozen=True)
-class Verdict:
-    """What one answer means for one charge: `result` and, for the outbox, the notice or the reason."""
-
-    result: str  # "accepted", "settled", "flagged", "conflict" or "retry"
-    detail: str
-    notice: bytes = b""
-    won: bytes = b""  # a conflict: SHA-256 of the copy the payment system took, and its gate
-    won_gate: str = ""
-
-
-def classify(
-    body: bytes, charge_id: bytes, answer: Any, *, trusted: TrustedKeys, store_id: str, status: int | None
-) -> Verdict:
-    """The outbox state one charge's answer leads to (the table in the module docstring).
-
-    `answer` is this charge's entry of the batch answer (a dict), or None when no usable answer came;
-    `status` is the HTTP status of the whole response (None: no response).
-    """
-    where = f"{status}" if status is not None else "no answer"
-    if not isinstance(answer, dict):
-        return Verdict("retry", f"{where}: no answer for this charge")
-    state = answer.get("status")
-    try:
-        if state == "accepted":
-            return Verdict("accepted", "accepted")
-        if state == "settled":
-            raw = base64.b64decode(answer["notice"], validate=True)
-            signed = open_signed(raw, DeductionNotice)
-            notice = signed.verify_with(trusted.get(signed.kid))
-            if notice.charge != charge_id:
-                raise ProtocolError("the notice is for another charge")
-            return Verdict("settled", "settled", raw)
-        if state == "refused":
-            raw = base64.b64decode(answer["refusal"], validate=True)
-            signed_refusal = open_signed(raw, ChargeRefusal)
-            refusal = signed_refusal.verify_with(trusted.get(signed_refusal.kid))
-            if refusal.body_hash != hashlib.sha256(body).digest() or refusal.store != store_id:
-                raise ProtocolError("the refusal is for another charge or store")
-            if refusal.won is not None and refusal.won_gate is not None:
-                detail = (
-                    f"replay incident: this list also passed at gate {refusal.won_gate}, whose charge the"
-                    f" payment system took (body {refusal.won.hex()[:16]}); this copy is settled as a"
-                    " conflict and no longer counts against the offline budget"
-                )
-                return Verdict(
-                    "conflict", detail[:MAX_ERROR_CHARS], won=refusal.won, won_gate=refusal.won_gate
-                )
-            return Verdict("flagged", f"{refusal.code}: {refusal.message}"[:MAX_ERROR_CHARS])
-    except (ValueError, KeyError, TypeError, ProtocolError) as exc:
-        return Verdict("retry", f"{where}: an answer that does not verify ({exc})"[:MAX_ERROR_CHARS])
-    return Verdict("retry", f"{where}: {str(answer)[:200]}")
 
 
 @dataclass(frozen=True)
@@ -178,6 +114,7 @@ class Forwarder:
         self.backoff_cap_s = backoff_cap_s
         self.sync_interval_s = sync_interval_s
         self.batch = batch
+        self.request_bytes = MAX_REQUEST_BYTES
         self.idle_poll_s = idle_poll_s
         self.notice_poll_s = notice_poll_s
         self._next_notices = 0.0
@@ -222,24 +159,33 @@ class Forwarder:
 
     def send(self, entries: list[OutboxEntry]) -> list[Outcome]:
         """One request carrying these charges; each answer classified and recorded in the outbox."""
+        status, answers, detail = self._post(entries)
+        return self._record(entries, status, answers, detail)
+
+    def _post(self, entries: list[OutboxEntry]) -> tuple[int | None, list[Any], str]:
+        """The HTTP status (None: no answer), the answer for each charge (None where none came), and what
+        went wrong with the request as a whole."""
         body = {"charges": [base64.b64encode(e.body).decode("ascii") for e in entries]}
         status: int | None = None
         answers: list[Any] = [None] * len(entries)
         try:
             response = self.session.post(self.url + "/v1/charges", json=body, timeout=self.timeout_s)
         except requests.RequestException as exc:
-            detail = f"no answer: {type(exc).__name__}: {_short(exc)}"
-        else:
-            status = response.status_code
-            code, message = _error_of(response)
-            detail = f"{status} {code}: {message}"
-            if status == 200:
-                try:
-                    results = response.json()["results"]
-                    if isinstance(results, list) and len(results) == len(entries):
-                        answers = results
-                except (ValueError, KeyError, TypeError):
-                    pass
+            return None, answers, f"no answer: {type(exc).__name__}: {_short(exc)}"
+        status = response.status_code
+        code, message = error_of(response)
+        if status == 200:
+            try:
+                results = response.json()["results"]
+                if isinstance(results, list) and len(results) == len(entries):
+                    answers = results
+            except (ValueError, KeyError, TypeError):
+                pass
+        return status, answers, f"{status} {code}: {message}"
+
+    def _record(
+        self, entries: list[OutboxEntry], status: int | None, answers: list[Any], detail: str
+    ) -> list[Outcome]:
         outcomes: list[Outcome] = []
         accepted: list[bytes] = []
         settled: list[tuple[bytes, bytes]] = []
@@ -308,7 +254,7 @@ class Forwarder:
         except (requests.RequestException, ValueError, KeyError, TypeError) as exc:
             raise SyncError(f"notices: the payment system did not answer ({type(exc).__name__})") from exc
         if not isinstance(found, list):
-            code, message = _error_of(response)
+            code, message = error_of(response)
             raise SyncError(f"notices: the payment system answered {response.status_code} {code}: {message}")
         wanted = set(waiting)
         settled = []
@@ -332,17 +278,28 @@ class Forwarder:
     # -- rounds ---------------------------------------------------------------------------------------
 
     def drain_once(self, limit: int | None = None) -> list[Outcome]:
-        """Send the due charges (one request of at most `batch`, under the body limit), oldest first."""
+        """Send the due charges (one request of at most `batch`, under `request_bytes`), oldest first.
+
+        A 413 for several charges is a body limit on the way that is smaller than ours: the request is
+        halved and sent again at once (nothing was recorded), and the smaller size kept for what follows."""
         if self._stopping.is_set():
             return []
         entries = self.store.outbox_due(self.clock(), limit or self.batch)
-        size, fits = 0, 0
-        for entry in entries:
-            size += len(entry.body) * 4 // 3 + 8  # base64 and the JSON around it
-            if fits and size > MAX_REQUEST_BYTES:
-                break
-            fits += 1
-        return self.send(entries[:fits]) if entries else []
+        while entries:
+            sizes = list(accumulate(len(e.body) * 4 // 3 + 8 for e in entries))  # base64 and the JSON
+            fits = max(1, bisect_right(sizes, self.request_bytes))
+            status, answers, detail = self._post(entries[:fits])
+            if status == 413 and fits > 1:
+                self.request_bytes = sizes[fits - 1] // 2
+                log.info(
+                    "%d charges in one request were refused as too large: %d bytes a request from now on",
+                    fits,
+                    self.request_bytes,
+                )
+                entries = entries[: fits // 2]
+                continue
+            return self._record(entries[:fits], status, answers, detail)
+        return []
 
     def sync_once(self) -> SyncResult:
         """Pull the feed up to the latest version (SyncError if the PS is unreachable or the feed is bad)."""
@@ -362,14 +319,7 @@ class Forwarder:
     def _check_gs1(self, signed: tuple[Gs1Entry, ...]) -> None:
         if self.gs1 is None:
             return
-        ours, theirs = sorted(self.gs1, key=_prefix), sorted(signed, key=_prefix)
-        mismatch = ""
-        if ours != theirs:
-            mismatch = (
-                f"the payment system's GS1 layouts ({_layouts(theirs)}) differ from this lane's"
-                f" [[barcodes.gs1]] ({_layouts(ours)}): phones split price and weight labels otherwise than"
-                " this gate, and their lists are denied; make the two configs the same"
-            )
+        mismatch = gs1_mismatch(self.gs1, signed)
         if mismatch and mismatch != self.gs1_mismatch:
             log.warning("%s", mismatch)
             self.store.record_event("fault", mismatch, {"code": "gs1_mismatch"})
@@ -490,80 +440,5 @@ class Forwarder:
         }
 
 
-def _prefix(layout: Gs1Entry) -> str:
-    return layout.prefix
-
-
-def _layouts(layouts: list[Gs1Entry]) -> str:
-    if not layouts:
-        return "none"
-    check = {0: "", 1: "+check"}
-    return ", ".join(
-        f"{g.prefix} {g.kind} {g.item_digits}/{g.value_digits}{check[g.value_check_digit]}" for g in layouts
-    )
-
-
-def _error_of(response: requests.Response) -> tuple[str, str]:
-    try:
-        answer = response.json()
-        return str(answer.get("error", "error")), str(answer.get("message", ""))[:300]
-    except (ValueError, AttributeError):
-        return "error", response.text[:200]
-
-
 def _short(exc: BaseException) -> str:
     return str(exc).splitlines()[0][:200] if str(exc) else ""
-
-
-def main(argv: list[str] | None = None) -> int:
-    """`python -m gate.forwarder`: run only the forwarder against a gate database (tools, tests)."""
-    import argparse
-    import signal
-    from pathlib import Path
-
-    parser = argparse.ArgumentParser(prog="python -m gate.forwarder", description=main.__doc__)
-    parser.add_argument("--database", required=True, type=Path)
-    parser.add_argument("--url", required=True)
-    parser.add_argument("--trust", required=True, action="append", type=Path, help="PS public key file")
-    parser.add_argument("--store", required=True)
-    parser.add_argument("--gate", help="this gate's id, to sign notice pulls with --gate-key")
-    parser.add_argument("--gate-key", type=Path, help="this gate's secret key file")
-    parser.add_argument("--base-ms", type=int, default=500)
-    parser.add_argument("--cap-ms", type=int, default=60_000)
-    parser.add_argument("--timeout", type=float, default=5.0)
-    parser.add_argument("--sync-interval", type=float, default=60.0, help="seconds; 0 disables the feed")
-    parser.add_argument("--once", action="store_true", help="one round, then exit")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    with (
-        GateStore(args.database) as store,
-        Forwarder(
-            store,
-            url=args.url,
-            trusted=TrustedKeys.from_files(args.trust),
-            store_id=args.store,
-            gate_id=args.gate,
-            gate_key=read_secret_key(args.gate_key) if args.gate_key else None,
-            timeout_s=args.timeout,
-            backoff_base_s=args.base_ms / 1000,
-            backoff_cap_s=args.cap_ms / 1000,
-            sync_interval_s=args.sync_interval or None,
-        ) as forwarder,
-    ):
-        if args.once:
-            forwarder.drain_once()
-            return 0
-        forwarder.start()
-        print("forwarder running", flush=True)
-        try:
-            while not stop.wait(0.5):
-                pass
-        except KeyboardInterrupt:
-            pass
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

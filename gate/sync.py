@@ -119,3 +119,29 @@ def sync_feed(
             raise SyncError(f"feed: no progress past version {since} (latest {feed.latest})")
         since = feed.version
     return SyncResult(since=start, version=since, gs1=gs1, **totals)
+
+
+def gs1_mismatch(ours: tuple[Gs1Entry, ...], signed: tuple[Gs1Entry, ...]) -> str:
+    """What is wrong when the feed's GS1 layouts are not the lane's own [[barcodes.gs1]] ("" when they are
+    the same): phones split price and weight labels by the feed's, this gate by its config's."""
+    mine, theirs = sorted(ours, key=_prefix), sorted(signed, key=_prefix)
+    if mine == theirs:
+        return ""
+    return (
+        f"the payment system's GS1 layouts ({_layouts(theirs)}) differ from this lane's"
+        f" [[barcodes.gs1]] ({_layouts(mine)}): phones split price and weight labels otherwise than"
+        " this gate, and their lists are denied; make the two configs the same"
+    )
+
+
+def _prefix(layout: Gs1Entry) -> str:
+    return layout.prefix
+
+
+def _layouts(layouts: list[Gs1Entry]) -> str:
+    if not layouts:
+        return "none"
+    check = {0: "", 1: "+check"}
+    return ", ".join(
+        f"{g.prefix} {g.kind} {g.item_digits}/{g.value_digits}{check[g.value_check_digit]}" for g in layouts
+    )

@@ -14,7 +14,8 @@ import time
 import pytest
 
 from gate.errors import ProtocolError, SignatureError
-from gate.forwarder import Forwarder, classify, full_jitter
+from gate.forwarder import Forwarder, full_jitter
+from gate.payment_answers import classify
 from gate.protocol import encoding
 from gate.protocol.documents import Charge, ChargeRefusal, DeductionNotice, open_signed, sign
 from gate.protocol.feed import Gs1Entry
@@ -22,6 +23,7 @@ from gate.protocol.keys import SigningKey, TrustedKeys
 from gate.sync import SyncError, verify_feed
 from payments.errors import Conflict
 from payments.local import LocalStack, SimShopper
+from payments.serving import ServerThread
 from tests.fixtures.payments import (
     FaultProxy,
     GateSide,
@@ -101,6 +103,27 @@ def test_a_proxy_answering_404_for_the_payment_system_flags_nothing(
     with gate_side.forwarder() as forwarder:
         settle_all(forwarder, gate_side, 2)
     assert_reconciled(payments_stack, gate_side, settled=2)
+
+
+def test_a_smaller_body_limit_on_the_way_halves_the_requests_and_loses_nothing(
+    payments_stack: LocalStack, gate_side: GateSide
+) -> None:
+    # A second door to the same payment system that refuses a body over 10 kB while reading it (413), as
+    # a proxy in front of the payment system, or an older one, does: 12 charges need about 17 kB.
+    shoppers_out(payments_stack, gate_side, 12)
+    with (
+        ServerThread(payments_stack.app, max_body=10_000) as narrow,
+        gate_side.forwarder(url=narrow.url) as forwarder,
+    ):
+        outcomes = forwarder.drain_once()
+        assert forwarder.request_bytes < 10_000
+        while batch := forwarder.drain_once():
+            outcomes += batch
+    assert [o.result for o in outcomes] == ["accepted"] * 12
+    assert gate_side.outbox_states() == {"accepted": 12}
+    with gate_side.forwarder() as forwarder:
+        settle_all(forwarder, gate_side, 12)
+    assert_reconciled(payments_stack, gate_side, settled=12)
 
 
 def test_an_unreachable_payment_system_is_retried_at_the_feed_interval(gate_side: GateSide) -> None:

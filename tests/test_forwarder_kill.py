@@ -33,7 +33,7 @@ def start_forwarder(gate: GateSide, url: str, log: Path) -> subprocess.Popen[byt
     if not key_file.exists():
         write_secret_key(key_file, gate.key)
     command = [
-        sys.executable, "-m", "gate.forwarder",
+        sys.executable, "-m", "gate.forwarder_cli",
         "--database", str(gate.database),
         "--url", url,
         "--trust", str(gate.ps_public_key_file),

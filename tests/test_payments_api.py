@@ -20,6 +20,7 @@ from gate.protocol.feed import MAX_GATES, GateFeed, GateKey
 from gate.protocol.keys import SigningKey, TrustedKeys
 from gate.protocol.notice_request import authorization
 from gate.sync import verify_feed
+from payments.app import MAX_BODY_BYTES
 from payments.local import LocalStack, SimGate, SimShopper, make_exit
 from tests.fixtures.payments import CheckedClient, assert_reconciled, basket, engine_fixture, get, start_stack
 
@@ -677,8 +678,9 @@ def test_what_a_fuzzer_found_is_answered_in_one_clear_line(payments_stack: Local
             url + "/v1/holds", data=deep, headers={"Content-Type": "application/json"}, timeout=5
         )
         assert (nested.status_code, nested.json()["error"]) == (400, "bad_request")
-        # Only the headers of a 300 kB body: the answer comes before any of it is read.
+        # Only the headers of a body over the limit: the answer comes before any of it is read.
         with socket.create_connection(("127.0.0.1", payments_stack.server.port), timeout=5) as raw:
-            raw.sendall(b"POST /v1/charges HTTP/1.1\r\nHost: ps\r\nContent-Length: 300000\r\n\r\n")
+            head = f"POST /v1/charges HTTP/1.1\r\nHost: ps\r\nContent-Length: {MAX_BODY_BYTES + 1}\r\n\r\n"
+            raw.sendall(head.encode())
             assert raw.recv(100).startswith(b"HTTP/1.1 413")
         assert http.get(url + "/v1/health", timeout=5).json()["status"] in ("ok", "degraded")
