@@ -1,7 +1,7 @@
 """The payment side on SQLite (one store) and PostgreSQL (a chain): holds, intake, settlement.
 
 The simulated bank and the payment system run as a store runs them, each in its own process
-(`selfcheckout payments bank` and `selfcheckout payments run --config`, waitress, 127.0.0.1). This process
+(`selfcheckout payments bank` and `selfcheckout payments run --config`, cheroot, 127.0.0.1). This process
 plays the gate and the phones. PostgreSQL is a throwaway cluster in a temporary folder, fsync on.
 
 - `payments.hold` / `payments.hold.postgres`: POST /v1/holds latency as the phone sees it (signature

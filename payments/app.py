@@ -29,7 +29,7 @@ from payments.errors import BadRequest, BankUnavailable, Forbidden, PaymentsErro
 from payments.system import ChargeRefused, PaymentSystem
 from payments.wire import b64, charge_id, unb64
 
-# A gate's whole batch of 500 ordinary charges fits; waitress refuses a larger body as it reads it.
+# A gate's whole batch of 500 ordinary charges fits; the server refuses a larger body before reading it.
 MAX_BODY_BYTES = 2 * 1024 * 1024
 log = logging.getLogger(__name__)
 

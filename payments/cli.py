@@ -107,7 +107,7 @@ def init(config_path: Path) -> None:
 @group.command()
 @_CONFIG
 def run(config_path: Path) -> None:
-    """Serve the payment system's HTTP API with waitress, as the config says."""
+    """Serve the payment system's HTTP API (cheroot, payments/serving.py), as the config says."""
     from payments import config as ps_config
     from payments.app import MAX_BODY_BYTES as app_max_body
     from payments.app import create_app
