@@ -135,7 +135,7 @@ def _settings(cfg: Any, *, with_key: bool) -> PaymentsConfig:
     from payments import config as ps_config
 
     return PaymentsConfig(
-        database=cfg.store.database_url or cfg.store.database,
+        database=cfg.store.database_in_use,
         store_id=cfg.store.store_id,
         currency=cfg.store.currency,
         key=read_secret_key(cfg.store.key_file) if with_key else None,
@@ -230,7 +230,7 @@ def _target(database: str | None, config_path: Path | None) -> str | Path:
         cfg = ps_config.load(config_path)
     except ConfigError as exc:  # the line `payments run` stops with
         raise click.ClickException(str(exc)) from exc
-    return cfg.store.database_url or cfg.store.database
+    return cfg.store.database_in_use
 
 
 def _sqlite_settings(database: Path) -> dict[str, str]:

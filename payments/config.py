@@ -29,7 +29,9 @@ EXAMPLE = example("payments.example.toml")
 class StoreSection:
     store_id: str = rules.spec("an id of letters, digits, '.', '_' or '-'", check=_ident)
     currency: str = rules.spec("an ISO 4217 code such as 'EUR'", check=_currency)
-    database: Path = rules.spec("a path to the payment system's SQLite database")
+    database: Path | None = rules.spec(
+        "a path to the payment system's SQLite database, or absent when database_url is given", default=None
+    )
     database_url: str | None = rules.spec(
         "a postgresql:// URL (several payment-system processes on one server), or absent",
         check=lambda v: v.startswith(("postgresql://", "postgres://")),
@@ -40,6 +42,30 @@ class StoreSection:
     admin_token_file: Path | None = rules.spec(
         "a path to the back office's admin token, or absent", default=None
     )
+
+    @property
+    def database_in_use(self) -> str | Path:
+        """The database `payments run` and the administration commands use: database_url, else database."""
+        target = self.database_url or self.database
+        assert target is not None, "StoreSection is built only with one of the two (_store_problems)"
+        return target
+
+
+def _store_problems(store: StoreSection) -> list[tuple[str, Any, str]]:
+    """One store's database is a SQLite file (`database`), a chain's a PostgreSQL URL (`database_url`)."""
+    if store.database is None and store.database_url is None:
+        return [
+            (
+                "database",
+                None,
+                "a value: a path to the payment system's SQLite database, or store.database_url for a "
+                "chain's PostgreSQL; one of the two is required",
+            )
+        ]
+    return []
+
+
+rules.table_rule(StoreSection, _store_problems)
 
 
 @dataclass(frozen=True, kw_only=True)

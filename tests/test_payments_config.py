@@ -1,15 +1,19 @@
 """The payment system as a service: its config file, `payments init` (key, token, database, never
-overwriting), `payments run --config` failing in one line on a taken port or a missing token, and
-/v1/health saying whether the bank answers. Also the one-line errors of key generation and `--version`.
+overwriting), a chain's config that names only its PostgreSQL URL, `payments run --config` failing in one
+line on a taken port, a missing token or no database named, and /v1/health saying whether the bank answers.
+Also the one-line errors of key generation and `--version`.
 """
 
 from __future__ import annotations
 
+import json
+import re
 import socket
 import stat
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from importlib.metadata import version
 from pathlib import Path
 
@@ -17,8 +21,10 @@ import pytest
 import requests
 from click.testing import CliRunner
 
-from gate.protocol.keys import read_public_key, read_secret_key
+from gate.protocol.keys import SigningKey, read_public_key, read_secret_key
 from payments.config import example_with
+from payments.db import DatabaseError
+from payments.db.cluster import PostgresCluster
 from selfcheckout.cli import main
 from tests.fixtures.payments import free_port
 
@@ -71,6 +77,58 @@ def test_a_config_mistake_is_one_line_naming_the_key(tmp_path: Path) -> None:
         line
         == f"Error: {config}: key 'store.currency': found 'euro', expected an ISO 4217 code such as 'EUR'"
     )
+
+
+def without_database(text: str) -> str:
+    """A config's text without its [store] database line, as a chain's config may be."""
+    out, count = re.subn(r"(?m)^database = .*\n", "", text)
+    assert count == 1, text
+    return out
+
+
+@pytest.fixture(scope="module")
+def postgres_cluster() -> Iterator[PostgresCluster]:
+    """A chain's PostgreSQL for these tests. One that cannot start fails them: a skip would pass a run in
+    which a config naming only database_url was never tried."""
+    try:
+        cluster = PostgresCluster()
+    except DatabaseError as exc:
+        pytest.fail(f"PostgreSQL did not start: {exc}", pytrace=False)
+    with cluster:
+        yield cluster
+
+
+def test_a_chain_config_names_only_its_postgresql_url(
+    tmp_path: Path, postgres_cluster: PostgresCluster
+) -> None:
+    url = postgres_cluster.create_database("config_url_only")
+    config = tmp_path / "payments.toml"
+    config.write_text(without_database(example_with(store={"database_url": url})))
+    made = init(config)
+    assert made[-1] == f"database {url.split('@')[-1]} for store store-0001 in EUR"
+    key = SigningKey.generate().public_key.hex()
+    for command in (
+        ["enrol-shopper", "--shopper", "alice", "--public-key", key],
+        ["top-up", "--shopper", "alice", "--amount", "700", "--reference", "till-1"],
+    ):
+        done = CliRunner().invoke(main, ["payments", command[0], "--config", str(config), *command[1:]])
+        assert done.exit_code == 0, done.output
+    reconciled = CliRunner().invoke(main, ["payments", "reconcile", "--config", str(config), "--json"])
+    report = json.loads(reconciled.output)
+    assert report["balanced"] and report["stored_value"]["balances"] == 700  # the books are on PostgreSQL
+    assert list(tmp_path.glob("*.db")) == []  # no SQLite file was made beside the config
+
+
+def test_a_config_naming_no_database_says_one_of_the_two_is_needed(tmp_path: Path) -> None:
+    config = tmp_path / "payments.toml"
+    config.write_text(without_database(example_with()))
+    expected = (
+        f"Error: {config}: key 'store.database': found None, expected a value: a path to the payment "
+        "system's SQLite database, or store.database_url for a chain's PostgreSQL; one of the two is required"
+    )
+    for command in (["init"], ["run"], ["reconcile"]):
+        assert one_line_failure(["payments", *command, "--config", str(config)]) == expected
+    assert list(tmp_path.glob("*.db")) == []
 
 
 def test_run_without_the_admin_token_says_how_to_make_it(tmp_path: Path) -> None:
