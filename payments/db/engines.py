@@ -23,6 +23,7 @@ import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
+from urllib.parse import urlsplit
 
 from payments.db.schema import MIGRATIONS
 from payments.errors import PaymentsError
@@ -225,6 +226,14 @@ class PostgresDatabase(Database):
                 "PostgreSQL needs psycopg and psycopg-pool: pip install 'selfcheckout[postgres]'"
             ) from exc
         self._psycopg = psycopg
+        # Once directly first: a wrong role, password or database name is then one line at once, where the
+        # pool would retry for its whole timeout and log each attempt.
+        try:
+            psycopg.connect(url, connect_timeout=10).close()
+        except psycopg.Error as exc:
+            raise DatabaseError(
+                f"cannot connect to PostgreSQL at {_redact(url)}: {driver_message(exc, url)}"
+            ) from exc
         self._pool = ConnectionPool(
             url,
             min_size=1,
@@ -238,9 +247,23 @@ class PostgresDatabase(Database):
         except Exception as exc:  # psycopg_pool.PoolTimeout, OperationalError: say which server, once
             self._pool.close()
             raise DatabaseError(f"cannot connect to PostgreSQL at {_redact(url)}: {exc}") from exc
-        with self.tx() as db:
-            db.execute("SELECT pg_advisory_xact_lock(7416)")  # one migrator at a time
-            self._migrate(db)
+        try:
+            with self.tx() as db:
+                db.execute("SELECT pg_advisory_xact_lock(7416)")  # one migrator at a time
+                self._migrate(db)
+        except psycopg.errors.InsufficientPrivilege as exc:
+            self._pool.close()
+            raise DatabaseError(
+                f"PostgreSQL at {_redact(url)}: the payment system's role may not make its tables"
+                f" ({driver_message(exc, url)}); make the database with it as owner:"
+                " createdb --owner ROLE NAME"
+            ) from exc
+        except psycopg.Error as exc:
+            self._pool.close()
+            raise DatabaseError(
+                f"PostgreSQL at {_redact(url)}: cannot bring the schema up to date:"
+                f" {driver_message(exc, url)}"
+            ) from exc
 
     def close(self) -> None:
         self._pool.close()
@@ -267,6 +290,21 @@ def _configure(conn: Any) -> None:
 
     conn.adapters.register_loader("numeric", IntegerSum)
     conn.autocommit = True  # transactions are explicit (conn.transaction())
+
+
+def driver_message(exc: Exception, url: str) -> str:
+    """A driver's message on one line, without the URL's password should the driver repeat it."""
+    text = " ".join(str(exc).split())
+    secrets = {urlsplit(url).password}
+    try:
+        from psycopg.conninfo import conninfo_to_dict
+
+        secrets.add(conninfo_to_dict(url).get("password"))
+    except Exception:  # a URL the driver cannot parse: its own message says so
+        pass
+    for secret in secrets - {None, ""}:
+        text = text.replace(str(secret), "***")
+    return text
 
 
 def _redact(url: str) -> str:
