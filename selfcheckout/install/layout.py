@@ -51,7 +51,15 @@ LANE = Role(
 )
 # A lane of a store with several: its node of the NATS cluster the lanes share their passes through.
 NATS = Role(name="nats", apt=("nats-server",), groups=(), extras=(), units=("selfcheckout-nats.service",))
-PAYMENTS = Role(name="payments", apt=(), groups=(), extras=(), units=("selfcheckout-payments.service",))
+# A store's payment system, on SQLite or on a chain's PostgreSQL: the driver is always there, and libpq5 for
+# the architectures psycopg has no binary wheel for.
+PAYMENTS = Role(
+    name="payments",
+    apt=("libpq5",),
+    groups=(),
+    extras=("postgres",),
+    units=("selfcheckout-payments.service",),
+)
 BANK = Role(name="bank", apt=(), groups=(), extras=(), units=("selfcheckout-bank.service",))
 ROLES = {role.name: role for role in (LANE, NATS, PAYMENTS, BANK)}
 
