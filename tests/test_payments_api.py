@@ -86,6 +86,38 @@ def test_enrolment_is_idempotent_and_refuses_another_key(api: CheckedClient) -> 
     assert bad.status_code == 400 and bad.json()["error"] == "bad_key"
 
 
+@pytest.mark.parametrize(
+    ("public_key", "found"),
+    [
+        ("zz" * 32, "found 64 characters, not all hex digits"),
+        ("ab" * 31, "found 62 hex digits"),
+        ("ab" * 33, "found 66 hex digits"),
+        (None, "it is missing"),
+        (42, "found a number"),
+    ],
+    ids=["not-hex", "short", "long", "missing", "number"],
+)
+def test_an_enrolment_key_that_is_not_64_hex_digits_is_bad_key(
+    api: CheckedClient, public_key: object, found: str
+) -> None:
+    for path, body, whose in (
+        ("/v1/shoppers", {"shopper": "carol", "bank_account": "DE-9"}, "the phone's"),
+        ("/v1/gates", {"gate": "gate-07"}, "the gate's"),
+    ):
+        if public_key is not None:
+            body["public_key"] = public_key
+        answer = api.post(path, json=body)
+        assert (answer.status_code, answer.json()) == (
+            400,
+            {
+                "error": "bad_key",
+                "message": f"public_key must be 64 hex digits ({whose} Ed25519 public key); {found}",
+            },
+        ), path
+    assert api.get("/v1/gates").json()["gates"] == []
+    assert api.get("/v1/shoppers/carol").status_code == 404  # nothing was enrolled
+
+
 def test_top_up_is_idempotent_by_reference(api: CheckedClient, alice: SimShopper) -> None:
     first = api.post("/v1/shoppers/alice/top-ups", json={"amount": 250, "reference": "till-1"})
     assert first.status_code == 201 and first.json()["balance"] == 750
