@@ -6,11 +6,14 @@ read from the database. They take it as `--db` (a SQLite file, or a chain's post
 `--config payments.toml` (the database `payments run` would use: `database_url`, else `database`), exactly
 one of the two. They never make a database: a missing SQLite file is refused, and so is a database without
 the store id and currency `payments init` (or the first `payments run`) wrote, a PostgreSQL one before
-anything is written to it (`_offline`). Every failure is one line; a URL is shown without its password.
+anything is written to it (`_offline`). `sweep` also signs and calls the bank: with `--config` it takes
+the key file, the bank and the timings from the config, as `run` does; with `--db`, `--key` and
+`--bank-url` name them. Every failure is one line; a URL is shown without its password.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import threading
 import urllib.parse
@@ -402,22 +405,59 @@ def reconcile_command(database: str | None, config_path: Path | None, as_json: b
 
 @group.command()
 @_db_options
-@click.option("--key", "key_path", required=True, type=click.Path(path_type=Path))
-@click.option("--bank-url", required=True)
-def sweep(database: str | None, config_path: Path | None, key_path: Path, bank_url: str) -> None:
-    """Release expired holds and finish captures and releases the bank left pending."""
+@click.option(
+    "--key",
+    "key_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="The payment system's secret key file. With --db: required. With --config: instead of its "
+    "store.key_file.",
+)
+@click.option(
+    "--bank-url",
+    help="The bank connector's URL. With --db: required. With --config: instead of its [bank] url.",
+)
+def sweep(
+    database: str | None, config_path: Path | None, key_path: Path | None, bank_url: str | None
+) -> None:
+    """Release expired holds and finish captures and releases the bank left pending.
+
+    It signs notices and calls the bank: with --config it takes the key file, the bank and the timings from
+    the config, as `payments run` does (--key and --bank-url, if given, are used instead of the config's);
+    with --db, give --key and --bank-url.
+    """
+    if database is not None and config_path is None:
+        missing = [name for name, given in (("--key", key_path), ("--bank-url", bank_url)) if given is None]
+        if missing:
+            raise click.UsageError(
+                f"--db needs {' and '.join(missing)} (or --config payments.toml, which names the key and the "
+                "bank)"
+            )
     offline = _offline(database, config_path)
-    config = offline.config
+    known = offline.config
     offline.close()
-    system = PaymentSystem(
-        PaymentsConfig(
-            database=config.database,
-            store_id=config.store_id,
-            currency=config.currency,
+    if config_path is None:
+        assert key_path is not None and bank_url is not None
+        settings = PaymentsConfig(
+            database=known.database,
+            store_id=known.store_id,
+            currency=known.currency,
             key=read_secret_key(key_path),
             bank=HttpBank(bank_url),
         )
-    )
+    else:
+        from payments import config as ps_config
+
+        cfg = ps_config.load(config_path)  # read already, as _offline checked the database it names
+        settings = dataclasses.replace(
+            _settings(cfg, with_key=False),
+            key=read_secret_key(key_path or cfg.store.key_file),
+            bank=HttpBank(
+                bank_url or cfg.bank.url,
+                timeout_s=cfg.bank.timeout_s,
+                connections=cfg.settlement.bank_concurrency,
+            ),
+        )
+    system = PaymentSystem(settings)
     try:
         _echo(system.sweep())
     except PaymentsError as exc:

@@ -20,20 +20,21 @@ import pytest
 import requests
 from click.testing import CliRunner, Result
 
-from gate.protocol.documents import HoldVoucher, open_signed
+from gate.protocol.documents import DeductionNotice, HoldVoucher, open_signed
 from gate.protocol.keys import (
     SigningKey,
     read_public_key,
     read_secret_key,
     write_public_key,
 )
+from payments.bank import HttpBank
 from payments.cli import group
 from payments.config import example_with
 from payments.context import PaymentsConfig
 from payments.db import DatabaseError
 from payments.db.cluster import PostgresCluster
 from payments.errors import PaymentsError
-from payments.local import SimShopper
+from payments.local import LocalBank, SimGate, SimShopper, make_exit
 from payments.system import PaymentSystem
 from selfcheckout.cli import main
 from tests.fixtures.payments import engine_fixture, free_port
@@ -159,6 +160,83 @@ def test_administration_commands_on_either_database(tmp_path: Path, ps_database:
         system.close()
     if ps_database.startswith("postgresql://"):
         assert not (tmp_path / "payments.db").exists()  # the config's SQLite path is not the database
+
+
+def _queue_a_charge(database: str, key: SigningKey, bank_url: str) -> str:
+    """A charge accepted and left in the settlement queue (no workers), its bank part still to capture:
+    what a sweep finishes. Its id, in hex."""
+    config = PaymentsConfig(
+        database=database, store_id="store-0001", currency="EUR", key=key, bank=HttpBank(bank_url)
+    )
+    system = PaymentSystem(config)
+    try:
+        shopper, gate = SimShopper("alice"), SimGate("gate-01", "store-0001")
+        system.enrol_gate(gate.gate_id, gate.key.public_key)
+        system.enrol_shopper(shopper.name, shopper.key.public_key, "DE-0001")
+        status, answer = system.place_hold(shopper.hold_request("store-0001", "EUR", 3000, int(time.time())))
+        assert status == 201, answer
+        voucher = base64.b64decode(json.loads(answer)["voucher"])
+        charge = make_exit(shopper, gate, voucher, [("4006381333931", 3, 129)], now=int(time.time()))
+        (received,) = system.receive_charges([charge.encode()])
+        assert received.status == "accepted", received.to_json()
+    finally:
+        system.close()
+    return charge.doc.charge.hex()
+
+
+def test_sweep_with_config_takes_the_key_and_the_bank_from_it(tmp_path: Path, ps_database: str) -> None:
+    bank = LocalBank()
+    try:
+        config = tmp_path / "payments.toml"
+        config.write_text(example_with(store=_store(ps_database), bank={"url": bank.url}))
+        assert _payments("init", "--config", str(config)).exit_code == 0
+        key = read_secret_key(tmp_path / "keys" / "ps.key")
+        charge = _queue_a_charge(ps_database, key, bank.url)
+
+        elsewhere = f"http://127.0.0.1:{free_port()}"  # --bank-url is used instead of the config's
+        missed = _payments("sweep", "--config", str(config), "--bank-url", elsewhere)
+        assert missed.exit_code == 0, missed.output
+        assert json.loads(missed.output)["charges"] == 0 and bank.summary()["capture_count"] == 0
+
+        swept = _payments("sweep", "--config", str(config))  # no --key, no --bank-url
+        assert swept.exit_code == 0, swept.output
+        assert json.loads(swept.output) == {
+            "charges": 1,
+            "errors": 0,
+            "expired": 0,
+            "releases": 0,
+            "stuck": 0,
+        }
+        captured = bank.summary()
+        assert (captured["capture_count"], captured["captured"]) == (1, 387)
+    finally:
+        bank.close()
+    system = PaymentSystem(PaymentsConfig(database=ps_database, store_id="store-0001", currency="EUR"))
+    try:
+        answer = system.notice(charge, authorization="", admin=True)
+    finally:
+        system.close()
+    notice = open_signed(base64.b64decode(answer["notice"]), DeductionNotice).verify_with(key.public_key)
+    assert (notice.total, notice.bank) == (387, 387)  # signed with the key the config names
+    assert "balanced: True" in _payments("reconcile", "--config", str(config)).output
+
+
+def test_sweep_with_db_says_it_needs_the_key_and_the_bank(tmp_path: Path) -> None:
+    config = tmp_path / "payments.toml"
+    config.write_text(example_with())
+    assert _payments("init", "--config", str(config)).exit_code == 0
+    database = str(tmp_path / "payments.db")
+    neither = _payments("sweep", "--db", database)
+    assert neither.exit_code == 2, neither.output
+    assert neither.output.splitlines()[-1] == (
+        "Error: --db needs --key and --bank-url (or --config payments.toml, which names the key and the bank)"
+    )
+    no_bank = _payments("sweep", "--db", database, "--key", str(tmp_path / "keys" / "ps.key"))
+    assert no_bank.exit_code == 2 and no_bank.output.splitlines()[-1].startswith(
+        "Error: --db needs --bank-url ("
+    )
+    help_text = _payments("sweep", "--help").output
+    assert "With --config: instead of its store.key_file" in " ".join(help_text.split())
 
 
 @pytest.mark.parametrize("command", sorted(_ADMIN))
