@@ -20,6 +20,7 @@ from payments.db import Database, Tx
 
 OPEN_REASONS = {
     "awaiting_charge": "voucher issued, no charge yet; swept after expiry plus the grace time",
+    "charge_received": "its charge is recorded and waits in the settlement queue for a worker",
     "capture_pending": "a charge is waiting for the bank to capture (bank unavailable)",
     "bank_release_pending": "charged or expired; the bank has not yet confirmed the release",
     "placing": "being placed (bank call in flight, or interrupted: the sweep fails it)",
