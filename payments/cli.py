@@ -39,6 +39,7 @@ from payments.errors import PaymentsError
 from payments.system import PaymentSystem
 
 _SETTINGS = ("store_id", "currency")  # what `payments init` / `payments run` write into a new database
+SWEEP_STOP_S = 30  # at a stop, how long `payments run` waits for a sweep under way to end its round
 
 
 def _db_options(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -110,7 +111,11 @@ def init(config_path: Path) -> None:
 @group.command()
 @_CONFIG
 def run(config_path: Path) -> None:
-    """Serve the payment system's HTTP API (cheroot, payments/serving.py), as the config says."""
+    """Serve the payment system's HTTP API (cheroot, payments/serving.py), as the config says.
+
+    SIGTERM (systemctl stop) or Ctrl-C stops it gracefully: no new requests, those in flight answered, the
+    settlement workers' current batches finished, then one line and exit status 0.
+    """
     from payments import config as ps_config
     from payments.app import MAX_BODY_BYTES as app_max_body
     from payments.app import create_app
@@ -121,16 +126,28 @@ def run(config_path: Path) -> None:
     app = create_app(config)
     system: PaymentSystem = app.extensions["payments"]
     stop = threading.Event()
+    sweeper = None
     if cfg.timings.sweep_interval_s > 0:
         args = (system, cfg.timings.sweep_interval_s, stop)
-        threading.Thread(target=_sweeper, args=args, daemon=True).start()
+        sweeper = threading.Thread(target=_sweeper, args=args, name="sweeper", daemon=True)
+        sweeper.start()
     host, port = cfg.listen.host, cfg.listen.port
     banner = f"payment system for store {config.store_id} on http://{host}:{port} (key {config.key.key_id})"
     try:
-        serve(app, host, port, threads=cfg.listen.threads, banner=banner, max_body=app_max_body)
+        signal_name = serve(app, host, port, threads=cfg.listen.threads, banner=banner, max_body=app_max_body)
     finally:
+        # The server has answered its last request. A sweep under way ends its round; then the settlement
+        # workers finish the batch each holds (PaymentSystem.close), so no charge stays claimed by this
+        # process for settle_lease_s: another process, or this one started again, takes the rest at once.
         stop.set()
+        if sweeper is not None:
+            sweeper.join(timeout=SWEEP_STOP_S)
         system.close()
+    click.echo(f"payment system for store {config.store_id} stopped{_on(signal_name)}")
+
+
+def _on(signal_name: str | None) -> str:
+    return f" on {signal_name}" if signal_name else ""
 
 
 def _settings(cfg: Any, *, with_key: bool) -> PaymentsConfig:
@@ -175,14 +192,19 @@ def _sweeper(system: PaymentSystem, interval: float, stop: threading.Event) -> N
 @click.option("--seed", type=int, help="Seed of the random declines.")
 @click.option("--threads", default=8, show_default=True, type=int, help="Calls served at once.")
 def bank(host: str, port: int, latency_ms: int, decline_rate: float, seed: int | None, threads: int) -> None:
-    """Serve the simulated bank (POST /admin/faults switches outages and declines on and off)."""
+    """Serve the simulated bank (POST /admin/faults switches outages and declines on and off).
+
+    SIGTERM or Ctrl-C stops it once the calls in flight are answered, with one line and exit status 0.
+    """
     import random
 
     from payments.banksim import BankSimulator, create_bank_app
     from payments.serving import serve
 
     sim = BankSimulator(latency_ms=latency_ms, decline_rate=decline_rate, rng=random.Random(seed))
-    serve(create_bank_app(sim), host, port, threads=threads, banner=f"simulated bank on http://{host}:{port}")
+    banner = f"simulated bank on http://{host}:{port}"
+    signal_name = serve(create_bank_app(sim), host, port, threads=threads, banner=banner)
+    click.echo(f"simulated bank stopped{_on(signal_name)}")
 
 
 def _offline(database: str | None, config_path: Path | None) -> PaymentSystem:

@@ -11,13 +11,15 @@ by our server's.
 
 `ServerThread` runs any WSGI app on a real TCP port (port 0 picks a free one) with the same server a store
 runs. It is a context manager; `close()` stops it, cuts the connections still open (so a keep-alive client
-sees the server gone, as after a crash) and frees the port.
+sees the server gone, as after a crash) and frees the port. `serve()` runs in the foreground until SIGTERM
+(systemd's stop) or Ctrl-C, then stops gracefully: no new connections, the requests in flight answered.
 """
 
 from __future__ import annotations
 
 import logging
 import re
+import signal
 import socket
 import threading
 from typing import Any
@@ -96,8 +98,17 @@ class ServerThread:
 
 def serve(
     app: Any, host: str, port: int, *, threads: int = 8, banner: str = "", max_body: int = 1 << 30
-) -> None:
-    """Serve app until interrupted (the `run` and `bank` commands); print banner once bound.
+) -> str | None:
+    """Serve app until SIGTERM or SIGINT (the `run` and `bank` commands); print banner once bound.
+
+    The signal (systemd's stop, or Ctrl-C) stops the server gracefully: it takes no new connection, the
+    requests in flight get their answers (up to the server's shutdown_timeout, 5 s), and then this returns
+    the signal's name, so the command can stop what it runs beside the server before the process exits 0.
+    cheroot's `stop()` waits for the loop `serve()` runs to end, and the handler runs in that loop's thread
+    (the main one), so the handler hands the stop to a thread of its own. Another signal while the server
+    stops is ignored; once this returns, the handlers it replaced are back, so a second SIGTERM or Ctrl-C
+    during the command's own shutdown ends the process at once, as systemd's SIGKILL after TimeoutStopSec
+    does. Called from another thread, where no handler can be set, it serves until interrupted.
 
     A port another process holds, or an address not on this machine, is one PaymentsError line naming them.
     `max_body`: a larger body is refused (413) from its Content-Length, before the app sees any of it.
@@ -111,11 +122,27 @@ def serve(
         reasons = re.findall(r"\[Errno \d+\] ([^)]*)", str(exc))
         reason = reasons[-1] if reasons else exc.strerror or str(exc)
         raise PaymentsError(f"cannot listen on {host}:{port}: {reason}", code="listen") from exc
+    stopping: list[tuple[str, threading.Thread]] = []
+
+    def stop(signum: int, _frame: Any) -> None:
+        if not stopping:
+            thread = threading.Thread(target=server.stop, name="server-stop", daemon=True)
+            stopping.append((signal.Signals(signum).name, thread))
+            thread.start()
+
+    previous: dict[int, Any] = {}
+    if threading.current_thread() is threading.main_thread():
+        previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
     if banner:
         print(banner, flush=True)
     try:
         server.serve()
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # Ctrl-C where no handler could be set
         pass
     finally:
+        for _, thread in stopping:
+            thread.join()
         server.stop()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return stopping[0][0] if stopping else None

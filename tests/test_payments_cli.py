@@ -1,6 +1,8 @@
 """`selfcheckout payments ...`: every command has help; keygen; the administration commands on a SQLite
 file and on a PostgreSQL database (a throwaway server), named by --db or by --config, and what they refuse;
-and `run` + `bank` as real processes answering HTTP.
+`run` + `bank` as real processes answering HTTP; and both stopped by SIGTERM (systemctl stop) or Ctrl-C,
+a stopped `run` answering what was in flight and leaving no charge claimed, so a restart settles the rest
+at once.
 """
 
 from __future__ import annotations
@@ -8,9 +10,11 @@ from __future__ import annotations
 import base64
 import json
 import os
+import signal
 import stat
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -389,6 +393,174 @@ def test_run_and_bank_serve_http(tmp_path: Path) -> None:
             process.terminate()
             process.wait(timeout=10)
         log.close()
+
+
+# -- stopping `run` and `bank` with SIGTERM (systemctl stop) or Ctrl-C -----------------------------------
+
+_CLI = [sys.executable, "-m", "selfcheckout", "payments"]
+
+
+def _serve(args: list[str], out: Path) -> subprocess.Popen[bytes]:
+    """A real `selfcheckout payments ...` server; its stdout into `out`, its stderr beside it."""
+    with out.open("wb") as stdout, out.with_suffix(".err").open("wb") as stderr:
+        return subprocess.Popen([*_CLI, *args], cwd=ROOT, stdout=stdout, stderr=stderr)
+
+
+def _stop(
+    process: subprocess.Popen[bytes], signum: int, out: Path, timeout_s: float = 15
+) -> tuple[float, str]:
+    """Send `signum`; the process must exit 0 within `timeout_s`. How long it took, and its last line."""
+    started = time.monotonic()
+    process.send_signal(signum)
+    try:
+        code = process.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=10)
+        raise AssertionError(f"still running {timeout_s} s after {signal.Signals(signum).name}") from None
+    took = time.monotonic() - started
+    text = out.read_text()
+    assert code == 0, (code, text, out.with_suffix(".err").read_text())
+    return took, text.splitlines()[-1]
+
+
+def _poll(what: str, probe, timeout_s: float = 15):
+    """`probe()` until it answers something true, failing after `timeout_s`."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        found = probe()
+        if found:
+            return found
+        time.sleep(0.02)
+    raise AssertionError(f"{what}: not within {timeout_s} s")
+
+
+def test_sigterm_stops_run_after_its_batch_and_a_restart_settles_the_rest_at_once(
+    tmp_path: Path, ps_database: str
+) -> None:
+    bank_port, ps_port = free_port(), free_port()
+    bank_url, base = f"http://127.0.0.1:{bank_port}", f"http://127.0.0.1:{ps_port}"
+    config = tmp_path / "payments.toml"
+    config.write_text(
+        example_with(
+            store=_store(ps_database),
+            bank={"url": bank_url},
+            listen={"port": ps_port},
+            timings={"sweep_interval_s": 0},  # only the settlement workers settle
+            settlement={"workers": 1, "batch": 4, "lease_s": 60, "bank_concurrency": 8},
+        )
+    )
+    assert _payments("init", "--config", str(config)).exit_code == 0
+    token = (tmp_path / "keys" / "ps-admin.token").read_text().strip()
+    run_args = ["run", "--config", str(config)]
+    bank = _serve(["bank", "--port", str(bank_port)], tmp_path / "bank.out")
+    ps = _serve(run_args, tmp_path / "ps-1.out")
+    restarted: subprocess.Popen[bytes] | None = None
+    http = requests.Session()
+    http.headers["Authorization"] = f"Bearer {token}"
+    try:
+        _wait_for(bank_url + "/admin/faults", bank)
+        _wait_for(base + "/v1/health", ps)
+        gate = SimGate("gate-01", "store-0001")
+        enrolled = http.post(
+            base + "/v1/gates",
+            json={"gate": gate.gate_id, "public_key": gate.key.public_key.hex()},
+            timeout=5,
+        )
+        assert enrolled.status_code == 201, enrolled.text
+        shoppers = [SimShopper(f"shopper-{i:02d}") for i in range(13)]
+        vouchers = []
+        for shopper in shoppers:
+            body = {
+                "shopper": shopper.name,
+                "public_key": shopper.key.public_key.hex(),
+                "bank_account": "DE-1",
+            }
+            assert http.post(base + "/v1/shoppers", json=body, timeout=5).status_code == 201
+        for shopper in shoppers[:12]:
+            raw = shopper.hold_request("store-0001", "EUR", 3000, int(time.time()))
+            held = http.post(base + "/v1/holds", json={"request": base64.b64encode(raw).decode()}, timeout=5)
+            assert held.status_code == 201, held.text
+            vouchers.append(base64.b64decode(held.json()["voucher"]))
+
+        # The bank now takes 1.5 s a call: settlement claims 4 charges and waits for the bank with them.
+        assert requests.post(bank_url + "/admin/faults", json={"latency_ms": 1500}, timeout=5).ok
+        charges = [
+            make_exit(shopper, gate, voucher, [("4006381333931", 1, 129)], now=int(time.time())).encode()
+            for shopper, voucher in zip(shoppers, vouchers, strict=False)
+        ]
+        sent = http.post(
+            base + "/v1/charges",
+            json={"charges": [base64.b64encode(c).decode() for c in charges]},
+            timeout=10,
+        )
+        assert [r["status"] for r in sent.json()["results"]] == ["accepted"] * 12, sent.text
+        # A hold asked for meanwhile: its request is in flight, waiting for the bank, when SIGTERM comes.
+        late = shoppers[12]
+        in_flight: list[requests.Response | requests.RequestException] = []
+        raw = late.hold_request("store-0001", "EUR", 3000, int(time.time()))
+
+        def ask() -> None:
+            try:
+                body = {"request": base64.b64encode(raw).decode()}
+                in_flight.append(requests.post(base + "/v1/holds", json=body, timeout=20))
+            except requests.RequestException as exc:
+                in_flight.append(exc)
+
+        asking = threading.Thread(target=ask)
+        asking.start()
+
+        def claimed_and_placing() -> set[str]:
+            report = http.get(base + "/v1/reconciliation", timeout=5).json()
+            claimed = {c["charge"] for c in report["charges"]["pending"] if c["state"] == "capture_pending"}
+            return claimed if claimed and report["holds"]["by_state"]["placing"] == 1 else set()
+
+        claimed = _poll("a batch at the bank and a hold being placed", claimed_and_placing)
+        took, line = _stop(ps, signal.SIGTERM, tmp_path / "ps-1.out")
+        asking.join(timeout=20)
+        assert line == "payment system for store store-0001 stopped on SIGTERM"
+        assert took < 10, took
+        (answer,) = in_flight
+        assert isinstance(answer, requests.Response) and answer.status_code == 201, answer  # answered first
+
+        # What the stopped process left: its batch finished, and no charge claimed by it.
+        system = PaymentSystem(PaymentsConfig(database=ps_database, store_id="store-0001", currency="EUR"))
+        try:
+            rows = system.db.all("SELECT charge, state, claim FROM charges")
+        finally:
+            system.close()
+        settled = {r["charge"] for r in rows if r["state"] == "settled"}
+        assert claimed <= settled, (claimed, rows)
+        assert [r for r in rows if r["state"] != "settled" and r["claim"] is not None] == []
+        left = len(rows) - len(settled)
+        assert left >= 4, rows  # the workers stopped after their batch rather than drain the queue
+
+        # Started again, it settles the rest at once, not after the 60 s lease.
+        assert requests.post(bank_url + "/admin/faults", json={"latency_ms": 0}, timeout=5).ok
+        started = time.monotonic()
+        restarted = _serve(run_args, tmp_path / "ps-2.out")
+        _wait_for(base + "/v1/health", restarted)
+
+        def all_settled() -> dict:
+            report = http.get(base + "/v1/reconciliation", timeout=5).json()
+            return report if report["charges"]["settled"] == 12 else {}
+
+        report = _poll("every charge settled after the restart", all_settled, timeout_s=20)
+        assert time.monotonic() - started < 15
+        assert report["balanced"], report["problems"]
+        captures = requests.get(bank_url + "/admin/summary", timeout=5).json()
+        assert (captures["capture_count"], captures["captured"]) == (12, 12 * 129)  # each charge once
+
+        took, line = _stop(restarted, signal.SIGINT, tmp_path / "ps-2.out")  # Ctrl-C stops it alike
+        assert line == "payment system for store store-0001 stopped on SIGINT"
+        took, line = _stop(bank, signal.SIGTERM, tmp_path / "bank.out")
+        assert line == "simulated bank stopped on SIGTERM" and took < 5
+    finally:
+        http.close()
+        for process in (ps, restarted, bank):
+            if process is not None and process.poll() is None:
+                process.kill()
+                process.wait(timeout=10)
 
 
 def test_init_on_postgresql_makes_the_schema_and_a_second_init_keeps_it(
