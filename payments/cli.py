@@ -16,7 +16,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import threading
-import urllib.parse
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -34,7 +33,7 @@ from gate.protocol.keys import (
 from payments.bank import HttpBank
 from payments.context import PaymentsConfig
 from payments.db import is_postgres_url, open_database, read_settings
-from payments.db.engines import _redact
+from payments.db.engines import driver_message, redact_url
 from payments.errors import PaymentsError
 from payments.system import PaymentSystem
 
@@ -284,7 +283,7 @@ def _postgres_settings(url: str) -> dict[str, str]:
         conn = psycopg.connect(url, connect_timeout=10, autocommit=True)
     except psycopg.Error as exc:
         raise click.ClickException(
-            f"cannot connect to PostgreSQL at {_redact(url)}: {_one_line(exc, url)}"
+            f"cannot connect to PostgreSQL at {redact_url(url)}: {driver_message(exc, url)}"
         ) from exc
     with conn:
         try:
@@ -294,28 +293,13 @@ def _postgres_settings(url: str) -> dict[str, str]:
             rows = conn.execute("SELECT name, value FROM settings").fetchall()
         except psycopg.Error as exc:
             raise click.ClickException(
-                f"{_redact(url)}: cannot read its settings: {_one_line(exc, url)}"
+                f"{redact_url(url)}: cannot read its settings: {driver_message(exc, url)}"
             ) from exc
     return {str(name): str(value) for name, value in rows}
 
 
-def _one_line(exc: Exception, url: str) -> str:
-    """A driver's message on one line, without the URL's password should the driver repeat it."""
-    text = " ".join(str(exc).split())
-    secrets = {urllib.parse.urlsplit(url).password}
-    try:
-        from psycopg.conninfo import conninfo_to_dict
-
-        secrets.add(conninfo_to_dict(url).get("password"))
-    except Exception:  # a URL the driver cannot parse: its own message says so
-        pass
-    for secret in secrets - {None, ""}:
-        text = text.replace(str(secret), "***")
-    return text
-
-
 def _shown(target: str | Path) -> str:
-    return _redact(str(target)) if is_postgres_url(target) else str(target)
+    return redact_url(str(target)) if is_postgres_url(target) else str(target)
 
 
 def _echo(value: Any) -> None:

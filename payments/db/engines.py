@@ -232,7 +232,7 @@ class PostgresDatabase(Database):
             psycopg.connect(url, connect_timeout=10).close()
         except psycopg.Error as exc:
             raise DatabaseError(
-                f"cannot connect to PostgreSQL at {_redact(url)}: {driver_message(exc, url)}"
+                f"cannot connect to PostgreSQL at {redact_url(url)}: {driver_message(exc, url)}"
             ) from exc
         self._pool = ConnectionPool(
             url,
@@ -246,7 +246,7 @@ class PostgresDatabase(Database):
             self._pool.open(wait=True, timeout=15)
         except Exception as exc:  # psycopg_pool.PoolTimeout, OperationalError: say which server, once
             self._pool.close()
-            raise DatabaseError(f"cannot connect to PostgreSQL at {_redact(url)}: {exc}") from exc
+            raise DatabaseError(f"cannot connect to PostgreSQL at {redact_url(url)}: {exc}") from exc
         try:
             with self.tx() as db:
                 db.execute("SELECT pg_advisory_xact_lock(7416)")  # one migrator at a time
@@ -254,14 +254,14 @@ class PostgresDatabase(Database):
         except psycopg.errors.InsufficientPrivilege as exc:
             self._pool.close()
             raise DatabaseError(
-                f"PostgreSQL at {_redact(url)}: the payment system's role may not make its tables"
+                f"PostgreSQL at {redact_url(url)}: the payment system's role may not make its tables"
                 f" ({driver_message(exc, url)}); make the database with it as owner:"
                 " createdb --owner ROLE NAME"
             ) from exc
         except psycopg.Error as exc:
             self._pool.close()
             raise DatabaseError(
-                f"PostgreSQL at {_redact(url)}: cannot bring the schema up to date:"
+                f"PostgreSQL at {redact_url(url)}: cannot bring the schema up to date:"
                 f" {driver_message(exc, url)}"
             ) from exc
 
@@ -307,7 +307,7 @@ def driver_message(exc: Exception, url: str) -> str:
     return text
 
 
-def _redact(url: str) -> str:
+def redact_url(url: str) -> str:
     return re.sub(r"password=\S+|:[^:@/]+@", lambda m: "password=***" if "=" in m[0] else ":***@", url)
 
 
