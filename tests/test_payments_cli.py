@@ -16,7 +16,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
@@ -35,7 +34,6 @@ from payments.bank import HttpBank
 from payments.cli import group
 from payments.config import example_with
 from payments.context import PaymentsConfig
-from payments.db import DatabaseError
 from payments.db.cluster import PostgresCluster
 from payments.errors import PaymentsError
 from payments.local import LocalBank, SimGate, SimShopper, make_exit
@@ -81,18 +79,6 @@ _ADMIN = {  # each administration command with the options it needs besides the 
 def _args(command: str, folder: Path) -> list[str]:
     """The command's options besides the database, its files in `folder` (where `payments init` ran)."""
     return [str(folder / a) if a in ("gate.pub", "keys/ps.key") else a for a in _ADMIN[command]]
-
-
-@pytest.fixture(scope="module")
-def postgres_cluster() -> Iterator[PostgresCluster]:
-    """The PostgreSQL these tests run on. One that cannot start fails them: a skip would pass a run in
-    which the commands were never tried on a chain's database."""
-    try:
-        cluster = PostgresCluster()
-    except DatabaseError as exc:
-        pytest.fail(f"PostgreSQL did not start: {exc}", pytrace=False)
-    with cluster:
-        yield cluster
 
 
 def _store(database: str) -> dict[str, str]:

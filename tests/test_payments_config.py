@@ -13,7 +13,6 @@ import stat
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from importlib.metadata import version
 from pathlib import Path
 
@@ -23,7 +22,6 @@ from click.testing import CliRunner
 
 from gate.protocol.keys import SigningKey, read_public_key, read_secret_key
 from payments.config import example_with
-from payments.db import DatabaseError
 from payments.db.cluster import PostgresCluster
 from selfcheckout.cli import main
 from tests.fixtures.payments import free_port
@@ -84,18 +82,6 @@ def without_database(text: str) -> str:
     out, count = re.subn(r"(?m)^database = .*\n", "", text)
     assert count == 1, text
     return out
-
-
-@pytest.fixture(scope="module")
-def postgres_cluster() -> Iterator[PostgresCluster]:
-    """A chain's PostgreSQL for these tests. One that cannot start fails them: a skip would pass a run in
-    which a config naming only database_url was never tried."""
-    try:
-        cluster = PostgresCluster()
-    except DatabaseError as exc:
-        pytest.fail(f"PostgreSQL did not start: {exc}", pytrace=False)
-    with cluster:
-        yield cluster
 
 
 def test_a_chain_config_names_only_its_postgresql_url(
