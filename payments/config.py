@@ -20,7 +20,15 @@ from gate import config as rules
 from gate.config import BarcodesSection, _currency, _http_url, _ident
 from gate.errors import ConfigError
 from gate.examples import example
-from gate.protocol.keys import SigningKey, write_public_key, write_secret_key
+from gate.protocol.keys import (
+    SigningKey,
+    read_public_key,
+    read_secret_key,
+    write_public_key,
+    write_secret_key,
+)
+from payments.bank import HttpBank
+from payments.context import PaymentsConfig
 
 EXAMPLE = example("payments.example.toml")
 
@@ -181,3 +189,27 @@ def write_secret(path: Path, text: str) -> None:
             f.write(text + "\n")
     except OSError as exc:
         raise ConfigError(f"{path}: cannot write: {exc.strerror}") from exc
+
+
+def system_config(cfg: PaymentsFile, *, with_key: bool) -> PaymentsConfig:
+    """What PaymentSystem needs, from the config file (the key, the bank and the token only for serving)."""
+    return PaymentsConfig(
+        database=cfg.store.database_in_use,
+        store_id=cfg.store.store_id,
+        currency=cfg.store.currency,
+        key=read_secret_key(cfg.store.key_file) if with_key else None,
+        bank=(
+            HttpBank(cfg.bank.url, timeout_s=cfg.bank.timeout_s, connections=cfg.settlement.bank_concurrency)
+            if with_key
+            else None
+        ),
+        admin_token=read_admin_token(cfg) if with_key else None,
+        former_public_keys=tuple(read_public_key(p) for p in cfg.store.former_key_files),
+        hold_ttl_s=cfg.timings.hold_ttl_s,
+        charge_grace_s=cfg.timings.charge_grace_s,
+        settle_workers=cfg.settlement.workers if with_key else 0,
+        settle_batch=cfg.settlement.batch,
+        settle_lease_s=cfg.settlement.lease_s,
+        bank_concurrency=cfg.settlement.bank_concurrency,
+        gs1=tuple(cfg.barcodes.gs1),
+    )

@@ -568,13 +568,12 @@ def test_init_on_postgresql_makes_the_schema_and_a_second_init_keeps_it(
 
 def test_the_settlement_section_reaches_the_served_payment_system(tmp_path: Path) -> None:
     from payments import config as ps_config
-    from payments.cli import _settings
 
     config = tmp_path / "payments.toml"
     config.write_text(
         example_with(settlement={"workers": 0, "batch": 8, "lease_s": 5, "bank_concurrency": 3})
     )
     assert CliRunner().invoke(main, ["payments", "init", "--config", str(config)]).exit_code == 0
-    settings = _settings(ps_config.load(config), with_key=True)
+    settings = ps_config.system_config(ps_config.load(config), with_key=True)
     assert (settings.settle_workers, settings.settle_batch, settings.settle_lease_s) == (0, 8, 5)
     assert settings.bank_concurrency == 3
