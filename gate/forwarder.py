@@ -157,14 +157,9 @@ class Forwarder:
 
     # -- a batch of charges ---------------------------------------------------------------------------
 
-    def send(self, entries: list[OutboxEntry]) -> list[Outcome]:
-        """One request carrying these charges; each answer classified and recorded in the outbox."""
-        status, answers, detail = self._post(entries)
-        return self._record(entries, status, answers, detail)
-
     def _post(self, entries: list[OutboxEntry]) -> tuple[int | None, list[Any], str]:
-        """The HTTP status (None: no answer), the answer for each charge (None where none came), and what
-        went wrong with the request as a whole."""
+        """One request carrying these charges: the HTTP status (None: no answer), the answer for each charge
+        (None where none came), and what went wrong with the request as a whole."""
         body = {"charges": [base64.b64encode(e.body).decode("ascii") for e in entries]}
         status: int | None = None
         answers: list[Any] = [None] * len(entries)
@@ -186,6 +181,7 @@ class Forwarder:
     def _record(
         self, entries: list[OutboxEntry], status: int | None, answers: list[Any], detail: str
     ) -> list[Outcome]:
+        """Each charge's answer classified and recorded in the outbox."""
         outcomes: list[Outcome] = []
         accepted: list[bytes] = []
         settled: list[tuple[bytes, bytes]] = []
@@ -296,7 +292,6 @@ class Forwarder:
                     fits,
                     self.request_bytes,
                 )
-                entries = entries[: fits // 2]
                 continue
             return self._record(entries[:fits], status, answers, detail)
         return []

@@ -27,7 +27,7 @@ from werkzeug.exceptions import HTTPException
 from payments.context import PaymentsConfig
 from payments.errors import BadRequest, BankUnavailable, Forbidden, PaymentsError, Unauthorized
 from payments.system import ChargeRefused, PaymentSystem
-from payments.wire import b64, charge_id, unb64
+from payments.wire import b64, charge_id, enrolment_key, unb64
 
 # A gate's whole batch of 500 ordinary charges fits; the server refuses a larger body before reading it.
 MAX_BODY_BYTES = 2 * 1024 * 1024
@@ -169,7 +169,7 @@ def create_app(config: PaymentsConfig, *, system: PaymentSystem | None = None) -
     @admin
     def post_shopper():
         data = body()
-        public_key = _public_key(data, "the phone's")
+        public_key = enrolment_key(data, "the phone's")
         created, view = system.enrol_shopper(data.get("shopper"), public_key, data.get("bank_account"))
         return jsonify(view), 201 if created else 200
 
@@ -189,7 +189,7 @@ def create_app(config: PaymentsConfig, *, system: PaymentSystem | None = None) -
     @admin
     def post_gate():
         data = body()
-        public_key = _public_key(data, "the gate's")
+        public_key = enrolment_key(data, "the gate's")
         created, view = system.enrol_gate(data.get("gate"), public_key, data.get("instance"))
         return jsonify(view), 201 if created else 200
 
@@ -230,36 +230,6 @@ def create_app(config: PaymentsConfig, *, system: PaymentSystem | None = None) -
         return jsonify(system.sweep())
 
     return app
-
-
-def _public_key(data: dict[str, Any], whose: str) -> bytes:
-    """An enrolment's `public_key`: 64 hex digits, else `bad_key` saying so, whether it is missing, not hex
-    or of the wrong length (one that is no usable Ed25519 key is `bad_key` too, from payments.accounts)."""
-    value = data.get("public_key")
-    try:
-        public_key = bytes.fromhex(value) if isinstance(value, str) else None
-    except ValueError:
-        public_key = None
-    if public_key is not None and len(public_key) == 32:
-        return public_key
-    if value is None:
-        found = "it is missing"
-    elif not isinstance(value, str):
-        kinds = {
-            bool: "true or false",
-            int: "a number",
-            float: "a number",
-            list: "an array",
-            dict: "an object",
-        }
-        found = f"found {kinds.get(type(value), 'no string')}"
-    elif public_key is None:
-        found = f"found {len(value)} characters, not all hex digits"
-    else:
-        found = f"found {len(value)} hex digits"
-    raise BadRequest(
-        f"public_key must be 64 hex digits ({whose} Ed25519 public key); {found}", code="bad_key"
-    )
 
 
 __all__ = ["PaymentSystem", "PaymentsConfig", "b64", "create_app"]

@@ -80,9 +80,9 @@ class Intake:
                 f"at most {self.ctx.config.max_batch} charges in one request", code="batch_too_large"
             )
         gates = {r["key_id"]: r for r in self.ctx.db.all("SELECT * FROM gates")}
-        opened = [_open(raw) for raw in raws]
+        opened = [_caught(open_document, raw, Charge) for raw in raws]
         authenticated = _on_two_threads(
-            lambda s: s if isinstance(s, PaymentsError) else self._authenticated(s, gates), opened
+            lambda s: s if isinstance(s, PaymentsError) else _caught(self._authenticate, s, gates), opened
         )
         parsed = list(zip(raws, authenticated, strict=True))
         ids = sorted({s.doc.charge.hex() for _, s in parsed if not isinstance(s, PaymentsError)})
@@ -105,7 +105,7 @@ class Intake:
             for n, (_, s) in enumerate(parsed)
             if not isinstance(s, PaymentsError) and s.doc.charge.hex() not in known
         }
-        errors = _on_two_threads(lambda charge: self._checked(charge, vouchers), list(checking.values()))
+        errors = _on_two_threads(lambda c: _caught(self._check, c, vouchers), list(checking.values()))
         checked = dict(zip(checking, errors, strict=True))
         results: list[Received | None] = []
         new: dict[str, tuple[bytes, str, Charge]] = {}
@@ -161,23 +161,7 @@ class Intake:
             return Received(charge_hex, "settled", answer=seen["answer"])
         return Received(charge_hex, "accepted")
 
-    def _authenticated(
-        self, signed: Signed[Charge], gates: dict[str, dict[str, Any]]
-    ) -> Signed[Charge] | PaymentsError:
-        try:
-            self._authenticate(signed, gates)
-        except PaymentsError as exc:
-            return exc
-        return signed
-
-    def _checked(self, charge: Charge, vouchers: dict[str, bytes | None]) -> PaymentsError | None:
-        try:
-            self._check(charge, vouchers)
-        except PaymentsError as exc:
-            return exc
-        return None
-
-    def _authenticate(self, signed: Signed[Charge], gates: dict[str, dict[str, Any]]) -> None:
+    def _authenticate(self, signed: Signed[Charge], gates: dict[str, dict[str, Any]]) -> Signed[Charge]:
         gate = gates.get(signed.kid)
         if gate is None:
             raise Unauthorized(f"key {signed.kid} is not an enrolled gate key", code="unknown_key")
@@ -196,6 +180,7 @@ class Intake:
             raise Forbidden(
                 f"this is the payment system of store {self.ctx.config.store_id}", code="wrong_store"
             )
+        return signed
 
     def _check(self, charge: Charge, vouchers: dict[str, bytes | None]) -> None:
         """Re-check what the gate checked offline: inner signatures, bindings, the total, the time."""
@@ -298,9 +283,10 @@ def _notice_of(answer: str) -> str:
     return json.loads(answer)["notice"]
 
 
-def _open(raw: bytes) -> Signed[Charge] | PaymentsError:
+def _caught(work: Callable[..., R], *args: Any) -> R | PaymentsError:
+    """work(*args), or the PaymentsError it raised: one charge's refusal is its answer, not the batch's."""
     try:
-        return open_document(raw, Charge)
+        return work(*args)
     except PaymentsError as exc:
         return exc
 

@@ -73,3 +73,33 @@ def charge_id(value: Any, what: str = "charge") -> str:
 
 def to_json(value: dict[str, Any]) -> str:
     return json.dumps(value, separators=(",", ":"), sort_keys=True)
+
+
+def enrolment_key(data: dict[str, Any], whose: str) -> bytes:
+    """An enrolment's `public_key`: 64 hex digits, else `bad_key` saying so, whether it is missing, not hex
+    or of the wrong length (one that is no usable Ed25519 key is `bad_key` too, from payments.accounts)."""
+    value = data.get("public_key")
+    try:
+        key = bytes.fromhex(value) if isinstance(value, str) else None
+    except ValueError:
+        key = None
+    if key is not None and len(key) == 32:
+        return key
+    if value is None:
+        found = "it is missing"
+    elif not isinstance(value, str):
+        kinds = {
+            bool: "true or false",
+            int: "a number",
+            float: "a number",
+            list: "an array",
+            dict: "an object",
+        }
+        found = f"found {kinds.get(type(value), 'no string')}"
+    elif key is None:
+        found = f"found {len(value)} characters, not all hex digits"
+    else:
+        found = f"found {len(value)} hex digits"
+    raise BadRequest(
+        f"public_key must be 64 hex digits ({whose} Ed25519 public key); {found}", code="bad_key"
+    )

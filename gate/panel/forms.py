@@ -34,6 +34,7 @@ CSRF_FIELD = "csrf_token"
 FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 _HEX32 = re.compile(r"[0-9a-fA-F]{32}")
 _DIGITS = re.compile(r"[0-9]{1,4}")
+_COUNT = re.compile(r"[0-9]{1,6}")
 _HEX_PREFIX = re.compile(r"[0-9a-f]{1,32}")
 _KIND = re.compile(r"[a-z_]{1,40}")
 _PATH = re.compile(r"/[A-Za-z0-9/_.-]{0,80}")
@@ -167,6 +168,16 @@ def limit(args: MultiDict[str, str], default: int) -> int:
     if not _DIGITS.fullmatch(text) or not 1 <= int(text) <= LIMIT_MAX:
         raise FormError(f"limit: {shown(text)} is not a whole number 1-{LIMIT_MAX}")
     return int(text)
+
+
+def shown_count(value: str | None) -> int:
+    """How many flagged charges the outbox page showed: a whole number (what is requeued is what is flagged
+    when the request arrives)."""
+    if value is None:
+        raise FormError("shown: missing; expected the number of flagged charges the page showed")
+    if not _COUNT.fullmatch(value):
+        raise FormError(f"shown: {shown(value)} is not a whole number")
+    return int(value)
 
 
 def account_name(value: str | None) -> str:

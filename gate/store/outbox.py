@@ -134,6 +134,13 @@ class OutboxTable(StoreBase):
                 "UPDATE outbox SET state = 'pending', next_attempt_at = ? WHERE state = 'flagged'", [now]
             ).rowcount
 
+    def outbox_count(self, state: str) -> int:
+        """How many charges are in one state (the panel counts the flagged ones it lists 100 of)."""
+        if state not in OUTBOX_STATES:
+            raise StoreError(f"unknown outbox state {state!r}")
+        with self._read() as db:
+            return db.execute("SELECT count(*) FROM outbox WHERE state = ?", [state]).fetchone()[0]
+
     def outbox_backlog(self) -> Backlog:
         """Count, amount and oldest creation time of the charges not yet settled (pending and flagged)."""
         with self._read() as db:

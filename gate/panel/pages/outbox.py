@@ -10,7 +10,6 @@ is sent again with the same id, so it can never be charged twice.
 
 from __future__ import annotations
 
-import re
 import time
 from typing import Any
 
@@ -25,23 +24,19 @@ from gate.store import StoreError
 bp = Blueprint("outbox", __name__)
 NAV = [("Outbox", "outbox.index", TECHNICIAN)]
 SHOWN = 100  # rows of each table
-_COUNT = re.compile(r"[0-9]{1,6}")
 
 
 @bp.get("/outbox")
 @require(TECHNICIAN)
 def index() -> Any:
     store = service().store
-    backlog = store.outbox_backlog()
-    # Every flagged charge, to count them: they are part of the backlog, which the offline budget bounds.
-    flagged = store.outbox_entries("flagged", max(backlog.count, SHOWN))
     return render_template(
         "outbox.html",
-        flagged=flagged[:SHOWN],
-        flagged_count=len(flagged),
+        flagged=store.outbox_entries("flagged", SHOWN),
+        flagged_count=store.outbox_count("flagged"),
         conflicts=store.outbox_entries("conflict", SHOWN),
         pending=store.outbox_entries("pending", SHOWN),
-        backlog=backlog,
+        backlog=store.outbox_backlog(),
         currency=service().config.lane.currency,
         now=time.time(),
     )
@@ -66,7 +61,7 @@ def requeue() -> Any:
 @bp.post("/outbox/requeue-all")
 @require(TECHNICIAN)
 def requeue_all() -> Any:
-    seen = shown_count(posted("shown").get("shown"))
+    seen = forms.shown_count(posted("shown").get("shown"))
     svc = service()
     count = svc.store.outbox_requeue_flagged(time.time())
     if count == 0:
@@ -79,12 +74,3 @@ def requeue_all() -> Any:
     since = "" if count == seen else f" ({seen} when the page was loaded)"
     flash(f"{charges} requeued{since}: the forwarder sends {'it' if count == 1 else 'them'} again", "ok")
     return redirect(url_for("outbox.index"), 303)
-
-
-def shown_count(value: str | None) -> int:
-    """How many flagged charges the page showed: a whole number (what is requeued is what is flagged now)."""
-    if value is None:
-        raise forms.FormError("shown: missing; expected the number of flagged charges the page showed")
-    if not _COUNT.fullmatch(value):
-        raise forms.FormError(f"shown: {forms.shown(value)} is not a whole number")
-    return int(value)
